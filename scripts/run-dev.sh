@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# README command 1: install dependencies, build, and start the server on the
+# embedded development config (config/dev.ini): self-signed TLS for the
+# domain `_chatmail.localhost`, unprivileged ports, all state under ./var.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh --build-only
+bash scripts/build.sh release
+mkdir -p var
+exec build/chatmaild-server -c config/dev.ini "$@"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# README command 2 (and .ci/run): install dependencies, build, and run every
+# test: unit tests (ctest) and integration tests (pytest) on a normal build,
+# the same again on an ASan+UBSan build, then a short run of every fuzz harness.
+#   CM_FUZZ_SECONDS   seconds per fuzz harness (default 30)
+#   CM_SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
+#   CM_SKIP_FUZZ=1    skip the fuzz pass (local iteration only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+fail=0
+step() { echo; echo "=== $* ==="; }
+
+run_suite() {   # $1 = build dir
+  local dir=$1
+  step "unit tests ($dir)"
+  (cd "$dir" && ctest --output-on-failure -j "$(nproc)") || fail=1
+  step "integration tests ($dir)"
+  CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration || fail=1
+}
+
+step "build (release)"
+bash scripts/build.sh release
+run_suite build
+
+if [ -z "${CM_SKIP_ASAN:-}" ]; then
+  step "build (asan+ubsan)"
+  bash scripts/build.sh asan
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite build-asan
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ -z "${CM_SKIP_FUZZ:-}" ]; then
+  step "build (fuzz)"
+  bash scripts/build.sh fuzz
+  secs=${CM_FUZZ_SECONDS:-30}
+  for f in build-fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    corpus=fuzz/corpus/${name#fuzz_}
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    step "fuzz $name (${secs}s)"
+    if ! "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 "$work" \
+         > "$work.log" 2>&1; then
+      tail -50 "$work.log"; fail=1
+    else
+      grep -E '^(#[0-9]+ *DONE|Done)' "$work.log" | tail -1 || true
+    fi
+    rm -rf "$work" "$work.log"
+  done
+fi
+
+step "result"
+if [ $fail -ne 0 ]; then echo "FAILED"; exit 1; fi
+echo "all test passes succeeded"
