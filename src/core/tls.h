@@ -78,6 +78,8 @@ void tls_conn_shutdown(struct tls_conn *t);
 void tls_conn_free(struct tls_conn *t);
 
 bool tls_conn_established(const struct tls_conn *t);
+/* The peer sent close_notify: no more plaintext will come. */
+bool tls_conn_peer_closed(const struct tls_conn *t);
 const char *tls_conn_alpn(const struct tls_conn *t);    /* "" when none */
 const char *tls_conn_version(const struct tls_conn *t); /* "TLSv1.3" ... */
 const char *tls_conn_sni(const struct tls_conn *t);     /* NULL when none */

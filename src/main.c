@@ -1,0 +1,262 @@
+/* main.c: chatmaild-server's entry point: arguments, configuration,
+ * listeners, privilege drop, signals and the one libuv loop.
+ *
+ *   chatmaild-server -c chatmail.ini            serve
+ *   chatmaild-server -c chatmail.ini --check    validate and print the config
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/tls.h"
+#include "http/http.h"
+#include "imap/imap.h"
+#include "smtp/smtp.h"
+
+#define CM_VERSION "0.1.0"
+
+struct options {
+    const char *config_path;
+    bool check;
+};
+
+static struct {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct tls_server *tls;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool stopping;
+} app;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
+               "  -c FILE    chatmail.ini to use\n"
+               "  --check    validate the configuration, print it and exit\n"
+               "  --version  print the version and exit\n");
+}
+
+/* Returns -1 to exit 0 (help/version), 0 to go on, 1 on a usage error. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            o->config_path = argv[++i];
+        } else if (strcmp(a, "--check") == 0) {
+            o->check = true;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("chatmaild-server %s\n", CM_VERSION);
+            return -1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return -1;
+        } else {
+            fprintf(stderr, "chatmaild-server: unknown argument: %s\n", a);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (!o->config_path) {
+        fprintf(stderr, "chatmaild-server: -c FILE is required\n");
+        usage(stderr);
+        return 1;
+    }
+    return 0;
+}
+
+static int load_config(const char *path)
+{
+    struct config_errors errs = {0};
+    if (config_load_file(path, &app.cfg, &errs) < 0) {
+        struct buf b = {0};
+        config_format_errors(&errs, &b);
+        fputs(b.data ? b.data : "config: invalid configuration\n", stderr);
+        buf_free(&b);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_dir(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Gives the state directory (and what is directly in it, one level down)
+ * to the user the server will run as. */
+static void chown_tree(const char *dir, uid_t uid, gid_t gid, int depth)
+{
+    if (chown(dir, uid, gid) < 0 || depth == 0)
+        return;
+    uv_fs_t req;
+    if (uv_fs_scandir(NULL, &req, dir, 0, NULL) < 0)
+        return;
+    uv_dirent_t ent;
+    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, ent.name);
+        if (ent.type == UV_DIRENT_DIR)
+            chown_tree(p, uid, gid, depth - 1);
+        else if (chown(p, uid, gid) < 0)
+            log_warn("cannot chown %s: %s", p, strerror(errno));
+    }
+    uv_fs_req_cleanup(&req);
+}
+
+static int drop_privileges(void)
+{
+    const char *user = app.cfg.run_as_user;
+    if (geteuid() != 0 || !user || !*user)
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_error("run_as_user %s: no such user", user);
+        return -1;
+    }
+    chown_tree(app.cfg.state_dir, pw->pw_uid, pw->pw_gid, 2);
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        log_error("cannot drop privileges to %s: %s", user, strerror(errno));
+        return -1;
+    }
+    log_info("running as %s", user);
+    return 0;
+}
+
+static void on_net_down(void)
+{
+    uv_close((uv_handle_t *)&app.sig_term, NULL);
+    uv_close((uv_handle_t *)&app.sig_int, NULL);
+    uv_close((uv_handle_t *)&app.sig_hup, NULL);
+    log_info("stopped");
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    if (app.stopping)
+        return;
+    app.stopping = true;
+    log_info("received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    net_shutdown(LIM_SHUTDOWN_GRACE_MS, on_net_down);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    char err[512];
+    if (tls_server_reload(app.tls, err, sizeof err) < 0)
+        log_error("SIGHUP: certificate reload failed, keeping the old one: %s", err);
+    else
+        log_info("SIGHUP: certificate reloaded");
+}
+
+static void register_protocols(void)
+{
+    net_set_protocol(PROTO_SMTP_MX, &smtp_mx_ops);
+    net_set_protocol(PROTO_SUBMISSION, &smtp_submission_ops);
+    net_set_protocol(PROTO_IMAP, &imap_session_ops);
+    net_set_protocol(PROTO_HTTP, &http_session_ops);
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static int serve(void)
+{
+    char err[512];
+    if (make_dir(app.cfg.state_dir) < 0) {
+        log_error("cannot create state_dir %s: %s", app.cfg.state_dir, strerror(errno));
+        return 1;
+    }
+    app.loop = uv_default_loop();
+    if (tls_server_new(&app.tls, &app.cfg, err, sizeof err) < 0) {
+        log_error("TLS: %s", err);
+        return 1;
+    }
+    register_protocols();
+    if (net_init(app.loop, &app.cfg, app.tls, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (drop_privileges() < 0)
+        return 1;
+    uv_signal_init(app.loop, &app.sig_term);
+    uv_signal_init(app.loop, &app.sig_int);
+    uv_signal_init(app.loop, &app.sig_hup);
+    uv_signal_start(&app.sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&app.sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&app.sig_hup, on_hup, SIGHUP);
+    if (net_start(err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    uv_walk(app.loop, close_walk_cb, NULL);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    uv_loop_close(app.loop);
+    tls_server_free(app.tls);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    int r = parse_args(argc, argv, &o);
+    if (r != 0)
+        return r < 0 ? 0 : 2;
+    signal(SIGPIPE, SIG_IGN);
+    if (load_config(o.config_path) < 0) {
+        config_free(&app.cfg);
+        return 1;
+    }
+    if (o.check) {
+        struct buf b = {0};
+        config_format(&app.cfg, &b);
+        fputs(b.data ? b.data : "", stdout);
+        buf_free(&b);
+        config_free(&app.cfg);
+        return 0;
+    }
+    enum log_level lvl;
+    if (app.cfg.log_level && log_level_parse(app.cfg.log_level, &lvl) == 0)
+        log_set_level(lvl);
+    if (app.cfg.unused)
+        log_warn("chatmail.ini contains settings that have no effect: %s", app.cfg.unused);
+    int rc = serve();
+    config_free(&app.cfg);
+    return rc;
+}
