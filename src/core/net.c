@@ -31,6 +31,7 @@ enum conn_flags {
     CF_STARTTLS = 1 << 3,  /* a STARTTLS handshake is running */
     CF_PAUSED = 1 << 4,    /* reading stopped by the session */
     CF_DRAIN_CB = 1 << 5,  /* tell the session when output drains */
+    CF_OUTFULL = 1 << 6,   /* reading stopped: the peer does not take our output */
 };
 
 struct conn {
@@ -89,6 +90,8 @@ static const char *const kind_names[LK_COUNT] = {
 };
 
 static void conn_really_close(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void conn_deliver(struct conn *c, const char *p, size_t n);
 
 /* ---------- helpers ---------- */
@@ -174,6 +177,11 @@ static void on_write_done(uv_write_t *req, int status)
     struct conn *c = w->conn;
     c->pending -= w->len;
     free(w);
+    if ((c->flags & CF_OUTFULL) && c->pending <= LIM_CONN_OUTBUF_MAX / 2) {
+        c->flags &= (uint16_t)~CF_OUTFULL;
+        if (!(c->flags & (CF_PAUSED | CF_CLOSING | CF_CLOSED)))
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
     if (status < 0 && !(c->flags & CF_CLOSED)) {
         log_debug("conn %llu: write failed: %s", (unsigned long long)c->id, uv_strerror(status));
         conn_really_close(c);
@@ -220,9 +228,12 @@ static void raw_write(struct conn *c, const char *p, size_t n)
     }
     c->pending += n;
     c->flags |= CF_DRAIN_CB;
-    /* A peer that does not read: stop reading from it until it catches up. */
-    if (c->pending > LIM_CONN_OUTBUF_MAX)
-        log_debug("conn %llu: output backlog %zu bytes", (unsigned long long)c->id, c->pending);
+    /* A peer that does not read: stop reading from it until it catches up,
+     * so that it cannot make us queue unbounded replies. */
+    if (c->pending > LIM_CONN_OUTBUF_MAX && !(c->flags & CF_OUTFULL)) {
+        c->flags |= CF_OUTFULL;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
 }
 
 static void tls_send_cb(void *ud, const uint8_t *p, size_t n) { raw_write(ud, (const char *)p, n); }
@@ -353,7 +364,8 @@ void conn_resume(struct conn *c)
 {
     if ((c->flags & CF_PAUSED) && !(c->flags & (CF_CLOSING | CF_CLOSED))) {
         c->flags &= (uint16_t)~CF_PAUSED;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (!(c->flags & CF_OUTFULL))
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
 }
 

@@ -1,0 +1,98 @@
+/* test_core.c: buf, lines and ipcount from src/core. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/buf.h"
+#include "core/ipcount.h"
+#include "core/lines.h"
+#include "core/log.h"
+
+TEST(buf_basic)
+{
+    struct buf b = {0};
+    CHECK_INT_EQ(buf_append_str(&b, "hello"), 0);
+    CHECK_INT_EQ(buf_printf(&b, " %d", 42), 0);
+    CHECK_STR_EQ(b.data, "hello 42");
+    buf_consume(&b, 6);
+    CHECK_STR_EQ(b.data, "42");
+    buf_consume(&b, 2);
+    CHECK(b.data == NULL && b.cap == 0); /* empty owns no memory */
+    buf_append(&b, "x", 1);
+    char *s = buf_steal_str(&b);
+    CHECK_STR_EQ(s, "x");
+    free(s);
+    CHECK(b.data == NULL);
+}
+
+TEST(lines_split)
+{
+    struct lines l = {.max = 16};
+    const char *in = "ab\r\ncd\nef";
+    const char *p = in, *line;
+    size_t n = strlen(in), len;
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_LINE);
+    CHECK(len == 2 && memcmp(line, "ab", 2) == 0);
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_LINE);
+    CHECK(len == 2 && memcmp(line, "cd", 2) == 0);
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_NONE);
+    const char *in2 = "gh\r\n";
+    p = in2;
+    n = strlen(in2);
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_LINE);
+    CHECK(len == 4 && memcmp(line, "efgh", 4) == 0);
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_NONE);
+    lines_free(&l);
+}
+
+TEST(lines_too_long)
+{
+    struct lines l = {.max = 8};
+    const char *in = "0123456789abcdef", *p = in, *line;
+    size_t n = strlen(in), len;
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_TOO_LONG);
+    const char *in2 = "more\r\nok\r\n";
+    p = in2;
+    n = strlen(in2);
+    /* the rest of the long line is skipped, the next line comes through */
+    CHECK_INT_EQ(lines_next(&l, &p, &n, &line, &len), LINES_LINE);
+    CHECK(len == 2 && memcmp(line, "ok", 2) == 0);
+    lines_free(&l);
+}
+
+TEST(ipcount_counts)
+{
+    struct ipcount_table *t = ipcount_table_new();
+    struct ipcount *a = ipcount_acquire(t, "127.0.0.1");
+    struct ipcount *b = ipcount_acquire(t, "127.0.0.1");
+    struct ipcount *c = ipcount_acquire(t, "::1");
+    CHECK(a == b && a != c);
+    ipcount_inc(a, 1);
+    ipcount_inc(b, 1);
+    CHECK_INT_EQ(ipcount_get(a, 1), 2);
+    CHECK_INT_EQ(ipcount_get(c, 1), 0);
+    ipcount_dec(t, a, 1);
+    CHECK_INT_EQ(ipcount_get(b, 1), 1);
+    ipcount_release(t, a);
+    ipcount_release(t, b);
+    ipcount_release(t, c);
+    ipcount_table_free(t);
+}
+
+TEST(log_levels)
+{
+    enum log_level l;
+    CHECK_INT_EQ(log_level_parse("warning", &l), 0);
+    CHECK_INT_EQ(l, LOGL_WARN);
+    CHECK_INT_EQ(log_level_parse("loud", &l), -1);
+}
+
+int main(void)
+{
+    RUN(buf_basic);
+    RUN(lines_split);
+    RUN(lines_too_long);
+    RUN(ipcount_counts);
+    RUN(log_levels);
+    return check_report();
+}
