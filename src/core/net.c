@@ -22,6 +22,7 @@
 #include "core/ipcount.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 
 enum conn_flags {
@@ -406,6 +407,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     if (c->flags & CF_SESSION) {
         net.sessions[c->proto]--;
+        metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + c->proto), -1);
         ipcount_dec(net.ipt, c->ipc, c->proto);
         if (c->ops->closed)
             c->ops->closed(c->sess);
@@ -517,11 +519,13 @@ static void open_session(struct conn *c, enum proto p)
     c->proto = (uint8_t)p;
     c->flags |= CF_SESSION;
     net.sessions[p]++;
+    metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + p), 1);
     ipcount_inc(c->ipc, p);
     c->sess = ops->open(c);
     if (!c->sess) {
         c->flags &= (uint16_t)~CF_SESSION;
         net.sessions[p]--;
+        metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + p), -1);
         ipcount_dec(net.ipt, c->ipc, p);
         conn_really_close(c);
     }
@@ -736,3 +740,8 @@ void net_shutdown(unsigned grace_ms, void (*done)(void))
     }
     maybe_all_closed();
 }
+
+_Static_assert(G_CONN_SUBMISSION - G_CONN_SMTP == PROTO_SUBMISSION &&
+                   G_CONN_IMAP - G_CONN_SMTP == PROTO_IMAP &&
+                   G_CONN_HTTP - G_CONN_SMTP == PROTO_HTTP,
+               "connection gauges follow enum proto");

@@ -1,0 +1,102 @@
+/* metrics.c: counters, gauges and the delivery-latency histogram (see
+ * metrics.h), rendered in the Prometheus text format. */
+#include "core/metrics.h"
+
+#include "core/buf.h"
+
+static const struct {
+    const char *name, *help;
+} counter_info[M_COUNTER_COUNT] = {
+    [M_DELIVERED_MAIL] = {"delivered_mail", "Messages stored into a local mailbox"},
+    [M_QUOTA_EXCEEDED] = {"quota_exceeded", "Deliveries refused because a mailbox was full"},
+    [M_DKIM_SIGNED] = {"dkim_signed", "Messages DKIM-signed"},
+    [M_CREATED_ACCOUNTS] = {"created_accounts", "Accounts created on first login"},
+    [M_CREATED_CI_ACCOUNTS] = {"created_ci_accounts", "Created accounts whose address contains ci-"},
+    [M_CREATED_NONCI_ACCOUNTS] = {"created_nonci_accounts", "Created accounts, others"},
+    [M_REJECTED_REGISTRATIONS] = {"rejected_registrations", "Account creations refused"},
+    [M_OUTGOING_ENCRYPTED] = {"outgoing_encrypted_mail_count", "Submitted encrypted messages"},
+    [M_OUTGOING_UNENCRYPTED] = {"outgoing_unencrypted_mail_count", "Submitted unencrypted messages"},
+    [M_INCOMING_ENCRYPTED] = {"incoming_encrypted_mail_count", "Received encrypted messages"},
+    [M_INCOMING_UNENCRYPTED] = {"incoming_unencrypted_mail_count", "Received unencrypted messages"},
+    [M_INCOMING_MAILER_DAEMON] = {"incoming_mailer_daemon_mail_count", "Received mailer-daemon reports"},
+    [M_REJECTED_UNENCRYPTED] = {"rejected_unencrypted_mail_count", "Unencrypted messages refused"},
+    [M_QUOTA_EXPIRE_RUNS] = {"quota_expire_runs", "Quota trims that removed messages"},
+    [M_QUOTA_EXPIRE_REMOVED_FILES] = {"quota_expire_removed_files", "Messages removed by quota trims"},
+};
+
+static const struct {
+    const char *name, *help;
+} gauge_info[G_GAUGE_COUNT] = {
+    [G_CONN_SMTP] = {"connections{protocol=\"smtp\"}", NULL},
+    [G_CONN_SUBMISSION] = {"connections{protocol=\"submission\"}", NULL},
+    [G_CONN_IMAP] = {"connections{protocol=\"imap\"}", NULL},
+    [G_CONN_HTTP] = {"connections{protocol=\"http\"}", NULL},
+    [G_IMAP_IDLE] = {"imap_idle_sessions", "IMAP sessions in IDLE"},
+    [G_QUEUE_LENGTH] = {"queue_length", "Messages waiting in the outbound queue"},
+    [G_ACCOUNTS] = {"accounts", "Accounts known to the server"},
+};
+
+/* Histogram bucket bounds in microseconds. */
+static const uint64_t bucket_us[] = {250, 500, 1000, 2000, 5000, 10000, 25000, 50000,
+                                     100000, 250000, 500000, 1000000};
+#define N_BUCKETS (sizeof bucket_us / sizeof bucket_us[0])
+
+static uint64_t counters[M_COUNTER_COUNT];
+static int64_t gauges[G_GAUGE_COUNT];
+static uint64_t hist[N_BUCKETS + 1];
+static uint64_t hist_sum_us, hist_count;
+
+void metrics_inc(enum metric_counter c) { counters[c]++; }
+void metrics_add(enum metric_counter c, uint64_t n) { counters[c] += n; }
+uint64_t metrics_get(enum metric_counter c) { return counters[c]; }
+void metrics_gauge_set(enum metric_gauge g, int64_t v) { gauges[g] = v; }
+void metrics_gauge_add(enum metric_gauge g, int64_t d) { gauges[g] += d; }
+int64_t metrics_gauge_get(enum metric_gauge g) { return gauges[g]; }
+
+void metrics_observe_delivery_us(uint64_t us)
+{
+    size_t i = 0;
+    while (i < N_BUCKETS && us > bucket_us[i])
+        i++;
+    hist[i]++;
+    hist_sum_us += us;
+    hist_count++;
+}
+
+static int render_histogram(struct buf *out)
+{
+    int rc = buf_append_str(out, "# HELP delivery_latency_seconds Time from end of DATA to "
+                                 "durable local delivery\n"
+                                 "# TYPE delivery_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_BUCKETS; i++) {
+        cum += hist[i];
+        rc |= buf_printf(out, "delivery_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                         (double)bucket_us[i] / 1e6, (unsigned long long)cum);
+    }
+    cum += hist[N_BUCKETS];
+    rc |= buf_printf(out, "delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long)cum);
+    rc |= buf_printf(out, "delivery_latency_seconds_sum %.6f\ndelivery_latency_seconds_count %llu\n",
+                     (double)hist_sum_us / 1e6, (unsigned long long)hist_count);
+    return rc;
+}
+
+int metrics_render(struct buf *out)
+{
+    int rc = 0;
+    for (int i = 0; i < M_COUNTER_COUNT; i++)
+        rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[i].name,
+                         counter_info[i].help, counter_info[i].name, counter_info[i].name,
+                         (unsigned long long)counters[i]);
+    rc |= buf_append_str(out, "# HELP connections Open sessions per protocol\n"
+                              "# TYPE connections gauge\n");
+    for (int i = 0; i < G_GAUGE_COUNT; i++) {
+        if (gauge_info[i].help)
+            rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", gauge_info[i].name,
+                             gauge_info[i].help, gauge_info[i].name);
+        rc |= buf_printf(out, "%s %lld\n", gauge_info[i].name, (long long)gauges[i]);
+    }
+    rc |= render_histogram(out);
+    return rc ? -1 : 0;
+}
