@@ -2,8 +2,8 @@
  *
  * Each tls_conn has one custom BIO (both directions): reading hands OpenSSL
  * the bytes of the tls_conn_feed() call in progress, writing either collects
- * a handshake flight (sent as one io->send when OpenSSL flushes or the call
- * ends) or, for application data, calls io->send at once. Plaintext is read
+ * what one handshake/read/shutdown step emits (sent as one io->send when the
+ * step returns) or, for application data, calls io->send at once. Plaintext is read
  * into a stack buffer and handed to io->recv, which may call tls_conn_write
  * or tls_conn_shutdown. With SSL_MODE_RELEASE_BUFFERS and the flight buffer
  * freed after each send, an idle connection holds no buffers.
@@ -126,12 +126,10 @@ static int bio_write_ex(BIO *b, const char *p, size_t len, size_t *written)
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)num, (void)ptr;
-    if (cmd == BIO_CTRL_FLUSH) {
-        flush_out(BIO_get_data(b)); /* the end of a handshake flight */
-        return 1;
-    }
-    return 0;
+    (void)b, (void)num, (void)ptr;
+    /* Writes never block, so what a call collected is sent when the call
+     * returns: one io->send per flight (even across OpenSSL's flushes). */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
 static int bio_create(BIO *b)

@@ -142,12 +142,14 @@ struct side {
     struct side *peer;
     bool echo, failed, trickle;
     int hs;                         /* handshake_done calls */
+    int sends;                      /* io->send calls */
     const char *err;
 };
 
 static void side_send(void *ud, const uint8_t *p, size_t n)
 {
     struct side *s = ud;
+    s->sends++;
     CHECK(buf_append(&s->peer->inq, p, n) == 0);
 }
 
@@ -319,6 +321,10 @@ TEST(handshake_and_echo)
     CHECK_STR_EQ(tls_conn_sni(s.t), "mail.example.org");
     CHECK_STR_EQ(tls_conn_alpn(s.t), "");
     CHECK_STR_EQ(tls_conn_alpn(c.t), "");
+    /* Flights are sent whole: ClientHello, then client Finished; server
+     * hello..Finished, then the session tickets. */
+    CHECK_INT_EQ(c.sends, 2);
+    CHECK_INT_EQ(s.sends, 2);
     const char *err = NULL;
     CHECK(tls_conn_write(c.t, (const uint8_t *)"hello", 5, &err) == 0);
     pump(&c, &s);
@@ -360,6 +366,26 @@ TEST(shutdown_from_recv_and_trickle)
     side_free(&c);
     side_free(&s);
     tls_client_free(tc);
+    tls_server_free(ts);
+}
+
+/* Plain HTTP sent to a TLS port fails cleanly; writing early is refused. */
+TEST(garbage_and_early_write)
+{
+    struct tls_server *ts = server_for(chain_path, key_path);
+    struct side s = {0};
+    s.peer = &s;
+    s.t = tls_conn_new_server(ts, TLS_POLICY_HTTPS, &test_io, &s);
+    const char *err = NULL;
+    CHECK(tls_conn_write(s.t, (const uint8_t *)"x", 1, &err) == -1);
+    CHECK_STR_EQ(err, "handshake not complete");
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    err = NULL;
+    CHECK(tls_conn_feed(s.t, (const uint8_t *)req, strlen(req), &err) == -1);
+    CHECK(err != NULL && err[0] != '\0');
+    CHECK(!tls_conn_established(s.t));
+    CHECK(tls_conn_feed(s.t, (const uint8_t *)"x", 1, &err) == -1);
+    side_free(&s);
     tls_server_free(ts);
 }
 
@@ -747,6 +773,7 @@ int main(void)
     pki_setup();
     RUN(handshake_and_echo);
     RUN(shutdown_from_recv_and_trickle);
+    RUN(garbage_and_early_write);
     RUN(alpn_selection);
     RUN(policy_versions);
     RUN(client_verification);
