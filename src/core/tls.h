@@ -68,7 +68,12 @@ struct tls_conn *tls_conn_new_client(struct tls_client *tc, const char *host, bo
 
 /* Feeds ciphertext from the peer. Drives the handshake, then hands
  * plaintext to io->recv. Returns 0, or -1 on a fatal TLS error (then *err
- * says why, e.g. "unsupported protocol"); the connection must be closed. */
+ * says why, e.g. "unsupported protocol"); the connection must be closed.
+ * The bytes are read in place and not kept past the call. io->recv and
+ * io->handshake_done may call tls_conn_write and tls_conn_shutdown (after
+ * which no more plaintext is delivered), but must not free t or feed it.
+ * A close_notify from the peer ends delivery cleanly: 0 is returned and
+ * tls_conn_peer_closed() becomes true. */
 int tls_conn_feed(struct tls_conn *t, const uint8_t *p, size_t n, const char **err);
 /* Encrypts plaintext (only after the handshake); output goes to io->send.
  * Returns 0 or -1. */
@@ -78,8 +83,7 @@ void tls_conn_shutdown(struct tls_conn *t);
 void tls_conn_free(struct tls_conn *t);
 
 bool tls_conn_established(const struct tls_conn *t);
-/* The peer sent close_notify: no more plaintext will come. */
-bool tls_conn_peer_closed(const struct tls_conn *t);
+bool tls_conn_peer_closed(const struct tls_conn *t); /* close_notify received */
 const char *tls_conn_alpn(const struct tls_conn *t);    /* "" when none */
 const char *tls_conn_version(const struct tls_conn *t); /* "TLSv1.3" ... */
 const char *tls_conn_sni(const struct tls_conn *t);     /* NULL when none */
