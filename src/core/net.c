@@ -531,6 +531,8 @@ static void open_session(struct conn *c, enum proto p)
     }
 }
 
+uv_loop_t *net_loop(void) { return net.loop; }
+
 unsigned net_sessions(enum proto p) { return p < PROTO_COUNT ? net.sessions[p] : 0; }
 
 void net_set_protocol(enum proto p, const struct session_ops *ops)

@@ -74,6 +74,8 @@ int net_start(char *err, size_t errlen);
 void net_shutdown(unsigned grace_ms, void (*done)(void));
 /* The bound port of a listener (useful with port 0 in tests), or 0. */
 int net_listener_port(enum listener_kind k);
+/* The loop the sessions run on (for timers and outbound connections). */
+uv_loop_t *net_loop(void);
 /* Open sessions per protocol (for caps, metrics). */
 unsigned net_sessions(enum proto p);
 
