@@ -34,6 +34,7 @@ struct options {
 };
 
 static struct {
+    const char *config_path;
     uv_loop_t *loop;
     struct config cfg;
     struct tls_server *tls;
@@ -168,11 +169,27 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     net_shutdown(LIM_SHUTDOWN_GRACE_MS, on_net_down);
 }
 
+/* Re-reads chatmail.ini for what can change safely while serving: the log
+ * level. Everything else needs a restart (ports, paths, limits in use). */
+static void reload_config(void)
+{
+    struct config fresh = {0};
+    struct config_errors errs = {0};
+    enum log_level lvl;
+    if (config_load_file(app.config_path, &fresh, &errs) < 0) {
+        log_error("SIGHUP: %s has errors, keeping the running configuration", app.config_path);
+    } else if (fresh.log_level && log_level_parse(fresh.log_level, &lvl) == 0) {
+        log_set_level(lvl);
+    }
+    config_free(&fresh);
+}
+
 static void on_hup(uv_signal_t *s, int signum)
 {
     (void)s;
     (void)signum;
     char err[512];
+    reload_config();
     if (tls_server_reload(app.tls, err, sizeof err) < 0)
         log_error("SIGHUP: certificate reload failed, keeping the old one: %s", err);
     else
@@ -239,6 +256,7 @@ int main(int argc, char **argv)
     if (r != 0)
         return r < 0 ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
+    app.config_path = o.config_path;
     if (load_config(o.config_path) < 0) {
         config_free(&app.cfg);
         return 1;
