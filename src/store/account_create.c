@@ -130,7 +130,8 @@ int store_account_create(const struct config *cfg, const char *addr, const char 
     char dir[LIM_STORE_PATH], lock[LIM_STORE_PATH], existing[LIM_STORE_PWFILE_MAX];
     out->created = false;
     out->reason[0] = '\0';
-    snprintf(out->addr, sizeof out->addr, "%s", addr);
+    if (addr != out->addr)
+        snprintf(out->addr, sizeof out->addr, "%s", addr);
     if (check_rules(cfg, addr, password, out) != 0)
         return out->result;
     if (store_account_dir(cfg, addr, dir, sizeof dir) < 0 ||
