@@ -129,7 +129,8 @@ struct store_login_req *store_login_async(uv_loop_t *loop, const struct config *
 /* The callback of req will not run; req must not be used afterwards. */
 void store_login_cancel(struct store_login_req *req);
 /* Bounds on logins in flight: overall and per client IP (0 = default:
- * 2 x UV_THREADPOOL_SIZE overall, 8 per IP). */
+ * 2 x UV_THREADPOOL_SIZE overall; 8 per IP, at most half the overall
+ * bound). Loop thread only. The config must outlive every request. */
 void store_login_set_limits(unsigned total, unsigned per_ip);
 /* Logins currently in flight (for metrics and tests). */
 unsigned store_login_in_flight(void);

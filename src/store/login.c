@@ -178,7 +178,10 @@ static struct ip_count *ip_find(const char *ip)
 static int admit(const char *ip)
 {
     unsigned total = limit_total ? limit_total : default_total();
-    unsigned per_ip = limit_per_ip ? limit_per_ip : LIM_LOGIN_PER_IP_DEFAULT;
+    unsigned per_ip = limit_per_ip;
+    if (!per_ip) /* default: 8, and never the whole pool for one address */
+        per_ip = total / 2 < LIM_LOGIN_PER_IP_DEFAULT ? (total / 2 ? total / 2 : 1)
+                                                      : LIM_LOGIN_PER_IP_DEFAULT;
     struct ip_count *c = ip_find(ip);
     if (in_flight >= total || (c && c->n >= per_ip) ||
         (!c && n_ip_counts >= LIM_LOGIN_INFLIGHT_CAP))

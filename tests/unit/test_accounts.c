@@ -459,7 +459,17 @@ TEST(async_busy_bounds)
     CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[5]));
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(r[5].result, STORE_LOGIN_OK);
+    /* defaults: 2 x pool size overall, one IP gets at most half of it */
     store_login_set_limits(0, 0);
+    setenv("UV_THREADPOOL_SIZE", "4", 1);
+    struct cb_rec d[5];
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < 4; i++)
+        CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.5", on_login, &d[i]));
+    CHECK(!store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.5", on_login, &d[4]));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT_EQ(d[i].result, STORE_LOGIN_OK);
     uv_loop_close(&loop);
 }
 
