@@ -100,10 +100,13 @@ static void classify_line(struct cfg_parse *st, const char *s, size_t len)
     while (i < len && isspace((unsigned char)s[i]))
         i++;
     char c = i < len ? s[i] : '\0';
+    /* the order of inih's checks: comment, continuation, [section], key */
     st->line_indented = i > start && c;
-    st->line_content = c && c != ';' && c != '#' && c != '[';
-    if (c == '[')
+    st->line_content = c && c != ';' && c != '#';
+    if (c == '[' && !(st->line_indented && st->have_prev)) {
+        st->line_content = false;
         st->have_prev = false; /* inih forgets the previous key here */
+    }
 }
 
 /* fgets-like reader over the text, one call per line. */

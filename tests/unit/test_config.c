@@ -277,6 +277,9 @@ TEST(listen_and_dns)
     expect_error("listen = 1.2.3.4:25", "listen", "1.2.3.4:25", NULL);
     expect_error("dns_servers = resolver.example", "dns_servers", "resolver.example",
                  "not ip, ip:port or [ipv6]:port");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\ndns_servers = [::1]:53\v, 1.1.1.1\n"), 0);
+    CHECK_STR_EQ(cfg.dns_servers[0], "[::1]:53");
+    expect_error("dns_servers = 1.1.1.1: 53", "dns_servers", "1.1.1.1: 53", NULL);
     expect_error("dns_servers = 1.1.1.1:0", "dns_servers", "1.1.1.1:0", NULL);
     expect_error("dns_servers = 1.1.1.1:99999", "dns_servers", "1.1.1.1:99999", NULL);
     expect_error("dns_servers = [::1", "dns_servers", "[::1", NULL);
@@ -382,6 +385,14 @@ TEST(ini_syntax)
                        "    line two\nprivacy_pdo = a\n  b\n"), 0);
     CHECK_STR_EQ(cfg.privacy_mail, "line one\nline two");
     CHECK_STR_EQ(cfg.privacy_pdo, "a\nb");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\nprivacy_mail = a\n  [b]\n"
+                       "privacy_pdo =;c\n"), 0);
+    CHECK_STR_EQ(cfg.privacy_mail, "a\n[b]");
+    CHECK_STR_EQ(cfg.privacy_pdo, ";c");
+    struct buf out = {0};
+    CHECK_INT_EQ(config_format(&cfg, &out), 0);
+    CHECK(strstr(out.data, "\nprivacy_mail = a\n    [b]\nprivacy_pdo =;c\n"));
+    buf_free(&out);
     /* CRLF and a BOM */
     CHECK_INT_EQ(parse("\xEF\xBB\xBF[params]\r\nmail_domain = x.org\r\n"), 0);
     CHECK_STR_EQ(cfg.mail_domain, "x.org");
