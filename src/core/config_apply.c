@@ -117,10 +117,14 @@ static void apply_list(const char *key, const char *value, char **arr, size_t *n
         } else if (*n >= max) {
             cfg_error(errs, key, value, "more than %zu entries", max);
             break;
+        } else if ((arr[*n] = strdup(item)) != NULL) {
+            (*n)++;
         } else {
-            arr[(*n)++] = strdup(item);
+            cfg_error(errs, "-", "", "out of memory");
         }
     }
+    if (!copy)
+        cfg_error(errs, "-", "", "out of memory");
     free(copy);
 }
 
