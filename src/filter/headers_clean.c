@@ -55,6 +55,7 @@ static int clean(const char *msg, size_t len, const char *const *drop, bool subj
     }
     if (buf_reserve(out, len + 32) < 0)
         return -1;
+    out->data[out->len] = '\0'; /* stays a string even if nothing is appended */
     bool subject_done = false;
     while (p < hend) {
         const char *fend = field_end(p, hend);

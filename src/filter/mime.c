@@ -320,6 +320,8 @@ size_t mime_parts(struct span body, const char *boundary, struct span *parts, si
     const char *end = body.p + body.n, *after;
     size_t blen = strlen(boundary), count = 0;
     bool close;
+    if (max > LIM_MIME_PARTS)
+        max = LIM_MIME_PARTS;
     if (!find_delim(body.p, end, boundary, blen, true, &after, &close))
         return 0;
     while (!close && count <= max) {
