@@ -218,18 +218,39 @@ static bool lex_char(struct lex *l, char c)
     return false;
 }
 
-/* Parameters after the subtype; only `boundary` is kept. */
+/* Skips a malformed parameter up to the next ';' outside quotes. */
+static void skip_param(struct lex *l)
+{
+    while (l->p < l->end && *l->p != ';') {
+        if (*l->p++ == '"') {
+            while (l->p < l->end && *l->p != '"')
+                l->p += (*l->p == '\\' && l->end - l->p > 1) ? 2 : 1;
+            if (l->p < l->end)
+                l->p++;
+        }
+    }
+}
+
+/* Parameters after the subtype; only `boundary` is kept. A malformed
+ * parameter is skipped, as mail readers do. */
 static void parse_params(struct lex *l, struct content_type *ct)
 {
     char name[MIME_TOKEN_MAX], value[MIME_BOUNDARY_MAX + 1];
-    while (lex_char(l, ';')) {
-        if (!lex_token(l, name, sizeof name, true) || !lex_char(l, '='))
+    for (;;) {
+        lex_skip_cfws(l);
+        if (l->p >= l->end)
             return;
+        if (*l->p != ';') {
+            skip_param(l);
+            continue;
+        }
+        l->p++;
+        lex_skip_cfws(l);
+        if (!lex_token(l, name, sizeof name, true) || !lex_char(l, '='))
+            continue;
         bool ok = (l->p < l->end && *l->p == '"') ? lex_quoted(l, value, sizeof value)
                                                     : lex_token(l, value, sizeof value, false);
-        if (!ok)
-            return;
-        if (!ct->has_boundary && strcmp(name, "boundary") == 0 && value[0]) {
+        if (ok && !ct->has_boundary && strcmp(name, "boundary") == 0 && value[0]) {
             memcpy(ct->boundary, value, sizeof value);
             ct->has_boundary = true;
         }

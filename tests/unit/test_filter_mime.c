@@ -125,6 +125,12 @@ TEST(content_type)
     CHECK_INT_EQ(mime_content_type(S("content-type: multipart/mixed; x=1; boundary=b1; boundary=b2"),
                                    &ct), 0);
     CHECK_STR_EQ(ct.boundary, "b1");
+    CHECK_INT_EQ(mime_content_type(S("Content-Type: multipart/encrypted; protocol=application/"
+                                     "pgp-encrypted; x=\"a;b\"; =; boundary=b3"), &ct), 0);
+    CHECK_STR_EQ(ct.boundary, "b3");
+    CHECK_INT_EQ(mime_content_type(S("Content-Type: multipart/mixed; boundary=\"unterminated"),
+                                   &ct), 0);
+    CHECK(!ct.has_boundary);
     CHECK_INT_EQ(mime_cte(S("Content-Transfer-Encoding: BASE64 \r\n")), CTE_BASE64);
     CHECK_INT_EQ(mime_cte(S("Content-Transfer-Encoding: Quoted-Printable\r\n")),
                  CTE_QUOTED_PRINTABLE);
