@@ -106,7 +106,9 @@ int folder_delete(const char *account_dir, const char *name, const char **err)
         goto out;
     }
     /* Renamed away first so that it vanishes from listings at once. */
-    if (buf_printf(&trash, "%s/" TRASH_PREFIX "%d", account_dir, (int)getpid()) < 0)
+    static unsigned counter;
+    if (buf_printf(&trash, "%s/" TRASH_PREFIX "%d.%u", account_dir, (int)getpid(),
+                   __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0)
         goto out;
     if (rename(dir.data, trash.data) < 0) {
         if (errno == ENOENT)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,6 +189,10 @@ int mailbox_open(const char *account_dir, const char *name, struct mailbox **out
         goto fail;
     }
     mb->dir = buf_steal_str(&dir);
+    if (mb->dir && strcasecmp(name, "INBOX") != 0 && access(mb->dir, F_OK) < 0) {
+        *err = "mailbox does not exist"; /* only INBOX springs into being */
+        goto fail;
+    }
     if (!mb->dir || make_dirs(mb) < 0) {
         *err = "cannot create the mailbox directories";
         goto fail;

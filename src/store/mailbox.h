@@ -71,7 +71,8 @@ struct mailbox_msg {
 
 /* Opens the folder `name` ("INBOX" or a Maildir++ name such as "Sent",
  * "A.B") of the account directory, creating cur/ new/ tmp/ and the index
- * if missing, and syncs with the directory. Returns 0, or -1 with *err set
+ * if missing (the folder itself must exist, except INBOX), and syncs with
+ * the directory. Returns 0, or -1 with *err set
  * (a static string). */
 int mailbox_open(const char *account_dir, const char *name, struct mailbox **out,
                  const char **err);

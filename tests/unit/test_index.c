@@ -165,6 +165,43 @@ TEST(files_behind_our_back)
     rm_rf(adir);
 }
 
+TEST(rename_behind_our_back_changes_flags)
+{
+    new_account();
+    three_messages();
+    struct mailbox *mb = open_inbox();
+    if (!mb)
+        return;
+    const char *err;
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/new/1700000100.M1P9Q1.host,S=2,W=2", adir);
+    snprintf(b, sizeof(b), "%s/cur/1700000100.M1P9Q1.host,S=2,W=2:2,RS", adir);
+    CHECK(rename(a, b) == 0);
+    uint64_t before = mailbox_highestmodseq(mb);
+    struct changes c = {0};
+    CHECK_INT_EQ(mailbox_sync(mb, false, &err), 0);
+    CHECK_INT_EQ(mailbox_refresh(mb, on_change, &c, &err), 0);
+    CHECK_INT_EQ(c.flags, 1);
+    CHECK_INT_EQ(c.appends + c.expunges, 0);
+    CHECK_INT_EQ(mailbox_msgs(mb)[0].uid, 1);
+    CHECK_INT_EQ(mailbox_msgs(mb)[0].flags, MB_SEEN | MB_ANSWERED);
+    CHECK(mailbox_msgs(mb)[0].modseq > before);
+    char body[64];
+    body_of(mb, 1, body, sizeof(body));
+    CHECK_STR_EQ(body, "m1");
+    /* a STORE on a file moved without a sync in between finds it again */
+    snprintf(a, sizeof(a), "%s/new/1700000300.M3P9Q1.host,S=2,W=2", adir);
+    snprintf(b, sizeof(b), "%s/cur/1700000300.M3P9Q1.host,S=2,W=2:2,S", adir);
+    CHECK(rename(a, b) == 0);
+    uint32_t fl;
+    uint64_t ms;
+    CHECK_INT_EQ(mailbox_set_flags(mb, 3, MB_FLAGS_ADD, MB_FLAGGED, 0, &fl, &ms, &err), 0);
+    CHECK_INT_EQ(fl, MB_SEEN | MB_FLAGGED);
+    CHECK(exists(adir, "cur/1700000300.M3P9Q1.host,S=2,W=2:2,FS"));
+    mailbox_close(mb);
+    rm_rf(adir);
+}
+
 static void unlink_index(void)
 {
     char p[600];
@@ -452,8 +489,10 @@ TEST(copy_and_move)
     new_account();
     three_messages();
     const char *err;
+    struct mailbox *ar = NULL;
+    CHECK_INT_EQ(mailbox_open(adir, "Archive", &ar, &err), -1); /* not created yet */
     CHECK_INT_EQ(folder_create(adir, "Archive", &err), 0);
-    struct mailbox *in = open_inbox(), *ar = NULL;
+    struct mailbox *in = open_inbox();
     CHECK_INT_EQ(mailbox_open(adir, "Archive", &ar, &err), 0);
     if (!in || !ar)
         return;
@@ -563,6 +602,7 @@ int main(void)
 {
     RUN(fresh_uids_in_delivery_order_and_stable);
     RUN(files_behind_our_back);
+    RUN(rename_behind_our_back_changes_flags);
     RUN(index_deleted_keeps_uids_via_uidlist);
     RUN(index_garbage_rebuilt_with_same_uids);
     RUN(index_truncated_rebuilt_with_same_uids);
