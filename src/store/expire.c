@@ -55,6 +55,7 @@ struct mbox_scan {
     bool has_login;
     int64_t last_login;
     uint64_t extra_bytes;
+    uint64_t maildirsize_bytes; /* part of extra_bytes */
     size_t entries; /* top-level entries, for the rmdir rule */
 };
 
@@ -134,6 +135,8 @@ static int scan_entry(struct mbox_scan *sc, int dfd, const char *rel, const stru
     }
     if (kind >= 0 && S_ISREG(st.st_mode))
         return add_msg(sc, path, &st, (enum msg_kind)kind, depth == 1, de->d_name);
+    if (depth == 0 && !strcmp(de->d_name, "maildirsize"))
+        sc->maildirsize_bytes = (uint64_t)st.st_size;
     sc->extra_bytes += (uint64_t)st.st_size;
     return 0;
 }
@@ -222,9 +225,9 @@ static size_t expire_messages(struct expire_run *x, int mfd, struct mbox_scan *s
 /* Step 5: §5.2 trim over the INBOX cur/ and new/ that are left. */
 static size_t trim_mailbox(struct expire_run *x, int mfd, struct mbox_scan *sc, const char *name)
 {
-    uint64_t target = quota_trim_target_bytes(x->p.max_mailbox_size_mb);
-    if (!target)
+    if (x->p.max_mailbox_size_mb <= 0)
         return 0;
+    uint64_t target = quota_trim_target_bytes(x->p.max_mailbox_size_mb);
     struct quota_trim_item *v = malloc((sc->n ? sc->n : 1) * sizeof(*v));
     if (!v)
         return 0;
@@ -306,7 +309,7 @@ static void process_mailbox(struct expire_run *x, const char *name)
     struct mbox_scan *sc = &x->sc;
     sc->n = sc->entries = 0;
     sc->has_login = false;
-    sc->extra_bytes = 0;
+    sc->extra_bytes = sc->maildirsize_bytes = 0;
     buf_reset(&sc->names);
     int mfd = openat(x->basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (mfd < 0)
@@ -329,6 +332,7 @@ static void process_mailbox(struct expire_run *x, const char *name)
     removed += trim_mailbox(x, mfd, sc, name);
     if (removed && !x->p.dry_run) {
         unlinkat(mfd, "maildirsize", 0);
+        sc->extra_bytes -= sc->maildirsize_bytes;
         forget_quota(x, name);
     }
     tally(x, sc, name);
