@@ -27,7 +27,7 @@ struct store_batch {
 struct store_async {
     uv_loop_t *loop;
     struct store_opts o;
-    unsigned max_workers, running;
+    unsigned max_workers, running, max_batch;
     struct async_job *qhead, **qtail;
     size_t inflight; /* queued + running */
     bool closing;
@@ -42,6 +42,7 @@ struct store_async *store_async_new(uv_loop_t *loop, const struct store_opts *o,
     a->loop = loop;
     a->o = *o;
     a->max_workers = max_workers ? max_workers : 1;
+    a->max_batch = STORE_ASYNC_MAX_BATCH;
     a->qtail = &a->qhead;
     return a;
 }
@@ -97,7 +98,7 @@ static void kick(struct store_async *a)
         b->a = a;
         b->req.data = b;
         struct async_job **tail = &b->head;
-        for (size_t k = 0; a->qhead && k < STORE_ASYNC_MAX_BATCH; k++) {
+        for (size_t k = 0; a->qhead && k < a->max_batch; k++) {
             *tail = a->qhead;
             a->qhead = a->qhead->next;
             tail = &(*tail)->next;
@@ -126,6 +127,11 @@ int store_deliver_async(struct store_async *a, const void *msg, size_t len,
     a->inflight++;
     kick(a);
     return 0;
+}
+
+void store_async_set_max_batch(struct store_async *a, unsigned n)
+{
+    a->max_batch = n < 1 ? 1 : n > STORE_ASYNC_MAX_BATCH ? STORE_ASYNC_MAX_BATCH : n;
 }
 
 size_t store_async_inflight(const struct store_async *a)

@@ -210,6 +210,9 @@ struct store_async *store_async_new(uv_loop_t *loop, const struct store_opts *o,
                                     unsigned max_workers);
 int store_deliver_async(struct store_async *a, const void *msg, size_t len,
                         struct store_rcpt *r, size_t n, store_deliver_cb cb, void *ud);
+/* Jobs per batch, 1..STORE_ASYNC_MAX_BATCH (default the maximum; 1 turns
+ * batching off, for measurements). */
+void store_async_set_max_batch(struct store_async *a, unsigned n);
 /* Jobs queued or running. */
 size_t store_async_inflight(const struct store_async *a);
 /* Frees once nothing is in flight (callbacks still run before). */
