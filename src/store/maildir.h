@@ -83,22 +83,7 @@ struct gz_reader *gz_reader_open(int fd); /* takes the fd; NULL on ENOMEM */
 long gz_reader_read(struct gz_reader *r, void *p, size_t n);
 void gz_reader_close(struct gz_reader *r); /* closes the fd */
 
-/* ---------------------------------------------------------------- folders */
-
-#define FOLDER_NAME_MAX 200
-
-/* 0 when an IMAP mailbox name may be a Maildir++ folder: not empty, at
- * most FOLDER_NAME_MAX bytes, no '/', no control bytes, no empty hierarchy
- * level (leading/trailing '.', ".."). INBOX (any case) is valid. */
-int folder_name_valid(const char *name);
-/* The Maildir directory of mailbox `name` of an account: the account dir
- * for INBOX, else <account>/.<name>. Returns the length or -1. */
-int folder_path(char *out, size_t cap, const char *account_dir, const char *name);
-/* The IMAP name for a directory entry of the account dir (".Sent" ->
- * "Sent"), or -1 when the entry is not a folder. */
-int folder_name_from_dir(char *out, size_t cap, const char *entry);
-/* Creates the folder with cur/ new/ tmp/ (mode 0700); existing is fine. */
-int folder_create(const char *account_dir, const char *name);
+/* Folders (Maildir++ ".Name" directories) are in store/mailbox.h. */
 
 /* ------------------------------------------------------------------ quota */
 
