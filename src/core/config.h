@@ -73,6 +73,8 @@ struct config {
     char *iroh_relay_upstream;      /* http://127.0.0.1:3340 */
     char *run_as_user;              /* vmail */
     char *log_level;                /* info */
+    bool store_compress;            /* write new messages gzip-compressed (Dovecot zlib_save = gz) */
+    int expire_time;                /* minute of the (local) day of the daily expiry pass (00:02) */
 
     /* keys that have no effect (plumbing of the old daemons, or unknown) */
     char *unused;                   /* ", "-separated names in file order, NULL if none;

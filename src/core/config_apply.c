@@ -64,6 +64,8 @@ const struct cfg_key cfg_keys[] = {
     {"iroh_relay_upstream", CK_STR, "http://127.0.0.1:3340", F(iroh_relay_upstream)},
     {"run_as_user", CK_STR, "vmail", F(run_as_user)},
     {"log_level", CK_LOGLEVEL, "info", F(log_level)},
+    {"store_compress", CK_BOOL, "false", F(store_compress)},
+    {"expire_time", CK_TIME, "00:02", F(expire_time)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
@@ -140,6 +142,7 @@ static void apply_typed(struct config *cfg, const struct cfg_key *k, const char 
     case CK_DOUBLE: why = cfg_parse_double(v, (double *)(void *)field); break;
     case CK_BOOL: why = cfg_parse_bool(v, (bool *)(void *)field); break;
     case CK_PORT: why = cfg_parse_port(v, (int *)(void *)field); break;
+    case CK_TIME: why = cfg_parse_time(v, (int *)(void *)field); break;
     case CK_LOGLEVEL: {
         const char *name = cfg_log_level_name(v);
         *(char **)(void *)field = strdup(name ? name : "info");

@@ -90,6 +90,10 @@ static int put_key(const struct config *cfg, const struct cfg_key *k, struct buf
     case CK_BOOL:
         return put_kv(out, k->name, *(const bool *)(const void *)field ? "true" : "false");
     case CK_PORT: return buf_printf(out, "%s = %d\n", k->name, *(const int *)(const void *)field);
+    case CK_TIME: {
+        int m = *(const int *)(const void *)field;
+        return buf_printf(out, "%s = %02d:%02d\n", k->name, m / 60, m % 60);
+    }
     case CK_LISTEN: return put_list(out, k->name, cfg->listen, cfg->n_listen);
     case CK_DNS: return put_list(out, k->name, cfg->dns_servers, cfg->n_dns_servers);
     case CK_SPECIAL: return put_special(cfg, k->name, out);

@@ -21,6 +21,7 @@ enum cfg_kind {
     CK_LISTEN,  /* listen[]: IP addresses */
     CK_DNS,     /* dns_servers[]: ip, ip:port, [v6]:port */
     CK_LOGLEVEL,/* char *, debug/info/warn/error */
+    CK_TIME,    /* int, "HH:MM" as minutes of the day */
     CK_SPECIAL, /* handled by cfg_derive (defaults depend on other keys) */
 };
 
@@ -46,6 +47,7 @@ void cfg_error(struct config_errors *errs, const char *key, const char *value,
 /* Value parsers: NULL = good (result stored), else the reason. */
 const char *cfg_parse_long(const char *s, long *out);
 const char *cfg_parse_port(const char *s, int *out);
+const char *cfg_parse_time(const char *s, int *minutes);
 const char *cfg_parse_bool(const char *s, bool *out);
 const char *cfg_parse_double(const char *s, double *out);
 const char *cfg_parse_size(const char *s, long *out);

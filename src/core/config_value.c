@@ -67,6 +67,22 @@ const char *cfg_parse_port(const char *s, int *out)
     return NULL;
 }
 
+/* "HH:MM" (24-hour, UTC) -> minutes of the day. */
+const char *cfg_parse_time(const char *s, int *minutes)
+{
+    const char *why = "not a time of day HH:MM";
+    if (strlen(s) != 5 || s[2] != ':')
+        return why;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return why;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    if (h > 23 || m > 59)
+        return why;
+    *minutes = h * 60 + m;
+    return NULL;
+}
+
 const char *cfg_parse_bool(const char *s, bool *out)
 {
     static const char *const on[] = {"true", "yes", "on", "1"};

@@ -95,6 +95,11 @@ void gz_reader_close(struct gz_reader *r); /* closes the fd */
 struct quota_cache;
 struct quota_cache *quota_cache_new(void);
 void quota_cache_free(struct quota_cache *qc);
+/* The process-wide cache that delivery, IMAP and expiry share, so that what
+ * one removes the others see (created on first use; NULL if out of memory).
+ * quota_cache_shared_free() releases it at exit. */
+struct quota_cache *quota_cache_shared(void);
+void quota_cache_shared_free(void);
 /* Sum of S= sizes (st_size without S=) in cur/ and new/ of the account's
  * INBOX and every .Folder. Uncached. 0 or -1. */
 int quota_scan(const char *account_dir, uint64_t *bytes);

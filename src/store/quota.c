@@ -294,3 +294,18 @@ int quota_after_delivery(struct quota_cache *qc, const char *account_dir,
     release_trim(qc, account_dir);
     return rc < 0 ? -1 : (int)res.removed;
 }
+
+static struct quota_cache *shared_cache;
+
+struct quota_cache *quota_cache_shared(void)
+{
+    if (!shared_cache)
+        shared_cache = quota_cache_new();
+    return shared_cache;
+}
+
+void quota_cache_shared_free(void)
+{
+    quota_cache_free(shared_cache);
+    shared_cache = NULL;
+}

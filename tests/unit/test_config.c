@@ -514,6 +514,20 @@ TEST(load_file_errors)
     unlink(path);
 }
 
+TEST(store_and_expiry_keys)
+{
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\n"), 0);
+    CHECK(!cfg.store_compress);
+    CHECK_INT_EQ(cfg.expire_time, 2);
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\nstore_compress = yes\n"
+                       "expire_time = 23:59\n"), 0);
+    CHECK(cfg.store_compress);
+    CHECK_INT_EQ(cfg.expire_time, 23 * 60 + 59);
+    expect_error("expire_time = 24:00", "expire_time", "24:00", "not a time of day HH:MM");
+    expect_error("expire_time = 1:30", "expire_time", "1:30", "not a time of day HH:MM");
+    expect_error("store_compress = gz", "store_compress", "gz", NULL);
+}
+
 int main(void)
 {
     RUN(read_config_basic_using_defaults);
@@ -539,6 +553,7 @@ int main(void)
     RUN(shipped_files);
     RUN(dkim_key_probe);
     RUN(load_file_errors);
+    RUN(store_and_expiry_keys);
     config_free(&cfg);
     return check_report();
 }
