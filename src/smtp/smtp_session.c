@@ -68,7 +68,8 @@ static void close_session(struct smtp_session *s)
     s->act = (struct smtp_action){.kind = SMTP_ACT_CLOSE};
 }
 
-static void vreply(struct smtp_session *s, bool count, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vreply(struct smtp_session *s, bool count,
+                                                        const char *fmt, va_list ap)
 {
     size_t start = s->out.len;
     if (buf_vprintf(&s->out, fmt, ap) < 0 || buf_append(&s->out, "\r\n", 2) < 0) {
