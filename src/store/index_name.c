@@ -1,15 +1,12 @@
 /* index_name.c: the little of Dovecot's Maildir file-name grammar the UID
  * index needs: base/info split, ",S=" and ",W=" sizes, the "<secs>.M<usecs>"
  * timestamp, ":2,<flags>" letters, and generating a new unique name for
- * COPY. Pure except idxname_generate (clock, pid, host name). The full
- * module is mdname.c; the two are meant to be merged. */
+ * COPY, as the index wants them (MB_* flags), on top of mdname.c. */
 #include "store/index_int.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
-#include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 /* Letter of each MB_* system flag bit, in bit order. */
 static const char sys_letters[5] = {'S', 'R', 'F', 'T', 'D'};
@@ -24,59 +21,41 @@ static uint32_t letter_flag(char c)
     return 0;
 }
 
-/* Value of ",<key>=<digits>" inside base[0..len), 0 if absent. */
-static uint64_t base_field(const char *base, size_t len, char key)
+/* MB_* flags from the Maildir letters mdname_parse found. */
+static uint32_t mb_flags(const struct mdname *m)
 {
-    for (size_t i = 0; i + 3 <= len; i++) {
-        if (base[i] != ',' || base[i + 1] != key || base[i + 2] != '=')
-            continue;
-        uint64_t v = 0;
-        size_t j = i + 3, start = j;
-        while (j < len && base[j] >= '0' && base[j] <= '9' && j - start < 19)
-            v = v * 10 + (uint64_t)(base[j++] - '0');
-        if (j > start)
-            return v;
-    }
-    return 0;
-}
-
-static void parse_stamp(const char *s, size_t len, struct idxname *out)
-{
-    size_t i = 0;
-    int64_t secs = 0;
-    while (i < len && i < 12 && s[i] >= '0' && s[i] <= '9')
-        secs = secs * 10 + (s[i++] - '0');
-    out->secs = -1;
-    out->usecs = 0;
-    if (i == 0 || i >= len || s[i] != '.')
-        return;
-    out->secs = secs;
-    if (i + 1 < len && s[i + 1] == 'M') {
-        uint32_t us = 0;
-        for (size_t j = i + 2; j < len && j < i + 8 && s[j] >= '0' && s[j] <= '9'; j++)
-            us = us * 10 + (uint32_t)(s[j] - '0');
-        out->usecs = us;
-    }
+    uint32_t f = 0;
+    if (m->flags & MDF_SEEN)
+        f |= MB_SEEN;
+    if (m->flags & MDF_REPLIED)
+        f |= MB_ANSWERED;
+    if (m->flags & MDF_FLAGGED)
+        f |= MB_FLAGGED;
+    if (m->flags & MDF_TRASHED)
+        f |= MB_DELETED;
+    if (m->flags & MDF_DRAFT)
+        f |= MB_DRAFT;
+    for (int i = 0; i < MB_KEYWORDS_MAX; i++)
+        if (m->keywords & (1u << i))
+            f |= MB_KEYWORD(i);
+    return f;
 }
 
 int idxname_parse(const char *fname, struct idxname *out)
 {
     size_t len = strlen(fname);
+    struct mdname m;
     memset(out, 0, sizeof(*out));
-    if (len == 0 || len > LIM_MAILDIR_NAME || fname[0] == '.' || strchr(fname, '/') ||
-        strchr(fname, '\n') || strchr(fname, '\r'))
+    if (len > LIM_MAILDIR_NAME || fname[0] == '.' || mdname_parse(fname, len, &m) < 0 ||
+        m.base_len == 0)
         return -1;
-    const char *colon = strchr(fname, ':');
-    out->base_len = colon ? (size_t)(colon - fname) : len;
-    if (out->base_len == 0)
-        return -1;
-    out->info = colon ? colon + 1 : NULL;
-    if (out->info && out->info[0] == '2' && out->info[1] == ',')
-        for (const char *p = out->info + 2; *p && *p != ','; p++)
-            out->flags |= letter_flag(*p);
-    out->size = base_field(fname, out->base_len, 'S');
-    out->vsize = base_field(fname, out->base_len, 'W');
-    parse_stamp(fname, out->base_len, out);
+    out->base_len = m.base_len;
+    out->info = m.base_len < len ? fname + m.base_len + 1 : NULL;
+    out->flags = m.has_info ? mb_flags(&m) : 0;
+    out->size = m.has_size ? m.size : 0;
+    out->vsize = m.has_vsize ? m.vsize : 0;
+    out->secs = m.has_secs ? m.secs : -1;
+    out->usecs = m.usecs;
     return 0;
 }
 
@@ -113,22 +92,7 @@ int idxname_info(const char *old_info, uint32_t flags, char *out, size_t cap)
 
 int idxname_generate(struct buf *out, uint64_t size, uint64_t vsize)
 {
-    static unsigned counter;
-    char host[64] = "localhost";
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    if (gethostname(host, sizeof(host) - 1) < 0)
-        strcpy(host, "localhost");
-    host[sizeof(host) - 1] = '\0';
-    for (char *p = host; *p; p++) /* characters with a meaning in names */
-        if (*p == '/' || *p == ':' || *p == ',')
-            *p = '_';
-    unsigned q = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    int rc = buf_printf(out, "%lld.M%06ldP%dQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-                        (int)getpid(), q, host);
-    if (rc == 0 && size)
-        rc = buf_printf(out, ",S=%llu", (unsigned long long)size);
-    if (rc == 0 && vsize)
-        rc = buf_printf(out, ",W=%llu", (unsigned long long)vsize);
-    return rc;
+    char name[MDNAME_MAX + 1];
+    int n = mdname_new(name, sizeof name, size, vsize);
+    return n < 0 ? -1 : buf_append(out, name, (size_t)n);
 }

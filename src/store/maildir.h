@@ -35,6 +35,7 @@ enum md_flag {
 struct mdname {
     bool has_secs;    /* name starts with <digits>. */
     int64_t secs;     /* delivery time from the name */
+    uint32_t usecs;   /* ".M<usecs>" after the seconds, 0 if absent */
     bool has_size;
     uint64_t size;    /* ,S=: uncompressed size (read by quota and expiry) */
     bool has_vsize;

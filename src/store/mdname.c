@@ -86,6 +86,11 @@ int mdname_parse(const char *name, size_t len, struct mdname *out)
         secs <= (uint64_t)INT64_MAX) {
         out->has_secs = true;
         out->secs = (int64_t)secs;
+        uint64_t us;
+        size_t j = i + 2;
+        if (i + 1 < base && name[i + 1] == 'M' && read_u64(name, base, &j, &us) == 0 &&
+            us < 1000000)
+            out->usecs = (uint32_t)us;
     }
     parse_fields(name, base, out);
     if (colon && len - base >= 3 && name[base + 1] == '2' && name[base + 2] == ',') {
