@@ -67,7 +67,8 @@ struct config {
     char *log_level;                /* info */
 
     /* keys that have no effect (plumbing of the old daemons, or unknown) */
-    char *unused;                   /* comma-separated names, NULL if none */
+    char *unused;                   /* ", "-separated names in file order, NULL if none;
+                                       "section.key" for keys outside [params] */
 };
 
 /* One problem with the configuration: the key, its value and why. */
@@ -90,7 +91,9 @@ struct config_errors {
  * of the default dkim_key_path (/etc/dkimkeys/opendkim.private exists?). */
 int config_parse_string(const char *text, struct config *cfg, struct config_errors *errs,
                         bool probe_files);
-/* Reads and parses FILE; an unreadable file is an error with key "-c". */
+/* Reads and parses FILE (at most LIM_CONFIG_FILE bytes, no NUL bytes) with
+ * probe_files on; an unreadable file is an error with key "-c". Line-level
+ * problems (too long, not `key = value`) have the key "line N". */
 int config_load_file(const char *path, struct config *cfg, struct config_errors *errs);
 void config_free(struct config *cfg);
 
@@ -98,10 +101,13 @@ void config_free(struct config *cfg);
  * "256"->256. Returns 0 or -1 (no decimals, no negatives). */
 int config_parse_size_mb(const char *s, long *mb);
 
-/* Writes the effective configuration, one `key = value` per line. */
+/* Appends the effective configuration: "[params]", then one `key = value`
+ * per line (§1.3 keys, our keys, then the derived tls_mode, tls_cert_path,
+ * tls_key_path, ipv4_relay), lists comma-joined, and a final
+ * "# settings with no effect: ..." line when there are any. 0 or -1 (OOM). */
 struct buf;
 int config_format(const struct config *cfg, struct buf *out);
-/* "config: bad value for KEY = VALUE: REASON" lines for each error. */
+/* Appends one `config: KEY = "VALUE": REASON` line per error. 0 or -1. */
 int config_format_errors(const struct config_errors *errs, struct buf *out);
 
 #endif
