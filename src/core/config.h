@@ -65,6 +65,7 @@ struct config {
     char *iroh_relay_upstream;      /* http://127.0.0.1:3340 */
     char *run_as_user;              /* vmail */
     char *log_level;                /* info */
+    char *metrics_allow;            /* "": /metrics for loopback only; else IPs/CIDRs too */
 
     /* keys that have no effect (plumbing of the old daemons, or unknown) */
     char *unused;                   /* ", "-separated names in file order, NULL if none;

@@ -10,6 +10,8 @@
 #include "core/net.h"
 #include "http/request.h"
 
+struct http_proxy;
+
 struct http_ctx {
     struct conn *conn;
     const struct http_request *req;
@@ -18,6 +20,8 @@ struct http_ctx {
     bool tls;              /* came over the https port */
     bool responded;
     bool close_after;      /* set by the handler: close after the response */
+    struct http_proxy *proxy; /* set by a proxied route: the connection now
+                                 belongs to the proxy */
 };
 
 /* Writes a complete response. extra_headers is "" or lines ending in CRLF. */
