@@ -43,7 +43,10 @@ void http_respond(struct http_ctx *x, int status, const char *content_type,
                keep ? "" : "Connection: close\r\n");
     if (!head)
         buf_append(&b, body, len);
-    conn_write(x->conn, b.data, b.len);
+    if (x->out)
+        buf_append(x->out, b.data, b.len);
+    else
+        conn_write(x->conn, b.data, b.len);
     buf_free(&b);
     x->responded = true;
     if (!keep)

@@ -27,7 +27,7 @@ static struct gcra *new_limiter;
 
 void http_set_acme_hook(http_acme_hook hook) { acme_hook = hook; }
 
-static const struct config *cfg_of(struct http_ctx *x) { return conn_config(x->conn); }
+static const struct config *cfg_of(struct http_ctx *x) { return x->cfg; }
 
 static bool is_get(const struct http_ctx *x)
 {
@@ -67,7 +67,7 @@ static bool allowed_new(struct http_ctx *x)
 {
     if (!new_limiter)
         new_limiter = gcra_new(1000000000ull / NEW_RATE_PER_S, NEW_BURST, LIM_HTTP_NEW_KEYS);
-    const char *ip = conn_peer_ip(x->conn);
+    const char *ip = x->peer_ip ? x->peer_ip : "";
     return new_limiter && gcra_allow(new_limiter, ip, strlen(ip), uv_hrtime(), NULL);
 }
 
@@ -120,7 +120,7 @@ static void route_doc(struct http_ctx *x, int (*make)(const struct config *, str
 
 static void route_metrics(struct http_ctx *x)
 {
-    if (!ip_allowed(conn_peer_ip(x->conn), cfg_of(x)->metrics_allow)) {
+    if (!ip_allowed(x->peer_ip, cfg_of(x)->metrics_allow)) {
         http_respond_text(x, 403, "403 Forbidden\n");
         return;
     }
@@ -205,7 +205,13 @@ static void route_autoconfig(struct http_ctx *x)
 
 static void route_mta_sts(struct http_ctx *x) { route_doc(x, mta_sts_txt, "text/plain; charset=utf-8"); }
 
-static void route_iroh(struct http_ctx *x) { proxy_start(x, cfg_of(x)->iroh_relay_upstream); }
+static void route_iroh(struct http_ctx *x)
+{
+    if (x->conn)
+        proxy_start(x, cfg_of(x)->iroh_relay_upstream);
+    else
+        http_respond_text(x, 502, "502 Bad Gateway: no connection to proxy\n");
+}
 
 static const struct route routes[] = {
     {"/new", route_new},

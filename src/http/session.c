@@ -42,7 +42,8 @@ static void *session_open(struct conn *c)
 
 static void error_response(struct http_session *s, int status)
 {
-    struct http_ctx x = {.conn = s->c, .req = NULL, .path = "", .host = ""};
+    struct http_ctx x = {.conn = s->c, .cfg = conn_config(s->c), .req = NULL, .path = "",
+                         .host = ""};
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, http_status_reason(status));
     http_respond(&x, status, "text/plain; charset=utf-8", "", text, strlen(text));
@@ -59,7 +60,8 @@ static void serve_request(struct http_session *s)
     pathbuf[pl] = '\0';
     http_req_host(&s->rd.req, host, sizeof host);
     struct http_ctx x = {
-        .conn = s->c, .req = &s->rd.req, .path = pathbuf, .host = host,
+        .conn = s->c, .cfg = conn_config(s->c), .peer_ip = conn_peer_ip(s->c),
+        .req = &s->rd.req, .path = pathbuf, .host = host,
         .tls = conn_listener(s->c) == LK_HTTPS,
     };
     http_route(&x);
