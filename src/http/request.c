@@ -116,6 +116,7 @@ static int on_headers_complete(llhttp_t *p)
     q->http_minor = p->http_minor;
     q->keep_alive = llhttp_should_keep_alive(p);
     q->upgrade = p->upgrade;
+    r->headers_done = true;
     if (r->on_headers)
         r->on_headers(r->ud, r);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->body_limit)
@@ -183,6 +184,7 @@ void http_reader_next(struct http_reader *r)
     r->header_bytes = 0;
     r->in_field = false;
     r->started = false;
+    r->headers_done = false;
     r->done = false;
     llhttp_resume(&r->parser);
 }

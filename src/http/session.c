@@ -21,8 +21,21 @@ struct http_session {
     struct conn *c;
     struct http_reader rd;
     struct http_proxy *proxy;
+    int phase;      /* 0 between requests, 1 reading headers, 2 reading a body */
     bool closing;
 };
+
+/* Per-state deadlines that progress does not extend: a client gets
+ * LIM_HTTP_HEADER_MS for a request's headers from its first byte and
+ * LIM_HTTP_BODY_MS for the body, however slowly it trickles. */
+static void set_phase_timer(struct http_session *s)
+{
+    int phase = !s->rd.started ? 0 : !s->rd.headers_done ? 1 : 2;
+    if (phase == s->phase)
+        return;
+    s->phase = phase;
+    conn_set_timeout(s->c, phase == 2 ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+}
 
 static void *session_open(struct conn *c)
 {
@@ -94,7 +107,7 @@ static void session_data(void *sp, const char *p, size_t n)
         p += used;
         n -= used;
         if (r == HTTP_READ_MORE) {
-            conn_set_timeout(s->c, s->rd.started ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+            set_phase_timer(s);
             if (used == 0)
                 return;
             continue;
@@ -103,6 +116,7 @@ static void session_data(void *sp, const char *p, size_t n)
         if (s->proxy)
             continue; /* the rest belongs to the proxied stream */
         http_reader_next(&s->rd);
+        s->phase = 0;
         conn_set_timeout(s->c, LIM_HTTP_KEEPALIVE_MS);
     }
 }

@@ -81,6 +81,8 @@ def test_index_in_chromium(server, browser_home):
     dom = chromium(browser_home, url, "--dump-dom").stdout.decode(errors="replace")
     assert f'href="{invite}"' in dom
     assert "Welcome to relay1.test" in dom
+    if os.environ.get("CM_KEEP_SHOT"):
+        shutil.copy(shot, os.environ["CM_KEEP_SHOT"])
 
 
 def test_selfsigned_index_fetches_new(server, browser_home):
