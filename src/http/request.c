@@ -219,6 +219,13 @@ const char *http_req_url(const struct http_request *q)
 size_t http_req_path(const struct http_request *q, const char **path)
 {
     const char *u = http_req_url(q);
+    /* absolute-form (RFC 9112 §3.2.2), which servers must accept: some
+     * clients (Delta Chat's) send "POST https://host/new HTTP/1.1" */
+    size_t scheme = strncasecmp(u, "https://", 8) == 0 ? 8 : strncasecmp(u, "http://", 7) == 0 ? 7 : 0;
+    if (scheme) {
+        const char *slash = strchr(u + scheme, '/');
+        u = slash ? slash : "/";
+    }
     *path = u;
     if (u[0] != '/')
         return 0;

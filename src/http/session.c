@@ -77,6 +77,7 @@ static void serve_request(struct http_session *s)
         .req = &s->rd.req, .path = pathbuf, .host = host,
         .tls = conn_listener(s->c) == LK_HTTPS,
     };
+    log_debug("http %s %s", llhttp_method_name((llhttp_method_t)s->rd.req.method), pathbuf);
     http_route(&x);
     if (x.proxy) {
         s->proxy = x.proxy;
