@@ -48,7 +48,8 @@ struct cfg_parse {
     int first_bad_line;    /* first line finish_line reported, 0 = none */
     bool have_prev;        /* a key since the last [section] header */
     int prev_index;        /* cfg_keys index of that key (-1: not in [params]) */
-    char *raw[CFG_MAX_KEYS]; /* raw value per cfg_keys entry */
+    struct buf raw[CFG_MAX_KEYS]; /* raw value per cfg_keys entry */
+    bool raw_set[CFG_MAX_KEYS];
     struct buf unused;
     size_t n_unused;
     bool oom;
@@ -100,10 +101,13 @@ static void classify_line(struct cfg_parse *st, const char *s, size_t len)
     while (i < len && isspace((unsigned char)s[i]))
         i++;
     char c = i < len ? s[i] : '\0';
+    /* the order of inih's checks: comment, continuation, [section], key */
     st->line_indented = i > start && c;
-    st->line_content = c && c != ';' && c != '#' && c != '[';
-    if (c == '[')
+    st->line_content = c && c != ';' && c != '#';
+    if (c == '[' && !(st->line_indented && st->have_prev)) {
+        st->line_content = false;
         st->have_prev = false; /* inih forgets the previous key here */
+    }
 }
 
 /* fgets-like reader over the text, one call per line. */
@@ -159,21 +163,18 @@ static void add_unused(struct cfg_parse *st, const char *section, const char *na
     st->n_unused++;
 }
 
+/* Continuation lines append in amortised constant time (a file of many
+ * continuation lines stays linear). */
 static void store_value(struct cfg_parse *st, int idx, const char *value, bool continuation)
 {
-    char *old = st->raw[idx], *nv = NULL;
-    if (continuation && old && *old) {
-        if (asprintf(&nv, "%s\n%s", old, value) < 0)
-            nv = NULL;
-    } else {
-        nv = strdup(value);
-    }
-    if (!nv) {
+    struct buf *b = &st->raw[idx];
+    if (!continuation || !st->raw_set[idx])
+        buf_reset(b);
+    st->raw_set[idx] = true;
+    if (b->len && *value && buf_append_str(b, "\n") < 0)
         st->oom = true;
-        return;
-    }
-    free(old);
-    st->raw[idx] = nv;
+    if (buf_append_str(b, value) < 0)
+        st->oom = true;
 }
 
 static int on_value(void *user, const char *section, const char *name, const char *value)
@@ -214,11 +215,14 @@ int config_parse_string(const char *text, struct config *cfg, struct config_erro
     } else if (rc < 0) {
         st.oom = true;
     }
-    cfg_apply(cfg, st.raw, probe_files, errs);
+    char *raw[CFG_MAX_KEYS] = {0};
+    for (size_t i = 0; i < CFG_MAX_KEYS; i++)
+        raw[i] = !st.raw_set[i] ? NULL : st.raw[i].data ? st.raw[i].data : "";
+    cfg_apply(cfg, raw, probe_files, errs);
     cfg->unused = st.unused.len ? buf_steal_str(&st.unused) : NULL;
     buf_free(&st.unused);
-    for (size_t i = 0; i < sizeof st.raw / sizeof st.raw[0]; i++)
-        free(st.raw[i]);
+    for (size_t i = 0; i < CFG_MAX_KEYS; i++)
+        buf_free(&st.raw[i]);
     if (st.oom)
         cfg_error(errs, "-", "", "out of memory");
     return errs->n ? -1 : 0;

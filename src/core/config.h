@@ -4,7 +4,15 @@
  * default and parsing; keys that only configured the old daemons' plumbing
  * and unknown keys are collected in `unused` (reported in one warning line);
  * chatmaild-server's own keys follow. Parsing is a pure function over the
- * file's bytes (config_parse_string), so it can be unit-tested and fuzzed. */
+ * file's bytes (config_parse_string), so it can be unit-tested and fuzzed.
+ *
+ * Unlike the Python loader, which crashes on the first bad value, every
+ * problem is collected as (key, value, reason) and the parse fails as a
+ * whole; values are checked more strictly (no negative numbers, booleans
+ * must be true/false/yes/no/on/off/1/0, domains letters/digits/-/_/.).
+ * Syntax details (comments, continuation lines, long lines) are described
+ * at the top of config.c. Defaults are in the key table in config_apply.c
+ * and in config/chatmail.ini.example. */
 #ifndef CM_CORE_CONFIG_H
 #define CM_CORE_CONFIG_H
 

@@ -6,6 +6,7 @@
 #include "core/config_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +105,10 @@ static void apply_list(const char *key, const char *value, char **arr, size_t *n
     char *save = NULL;
     for (char *item = copy ? strtok_r(copy, ",", &save) : NULL; item;
          item = strtok_r(NULL, ",", &save)) {
-        item += strspn(item, " \t");
+        while (isspace((unsigned char)*item))
+            item++;
         size_t len = strlen(item);
-        while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+        while (len && isspace((unsigned char)item[len - 1]))
             item[--len] = '\0';
         if (!len)
             continue;
@@ -116,10 +118,14 @@ static void apply_list(const char *key, const char *value, char **arr, size_t *n
         } else if (*n >= max) {
             cfg_error(errs, key, value, "more than %zu entries", max);
             break;
+        } else if ((arr[*n] = strdup(item)) != NULL) {
+            (*n)++;
         } else {
-            arr[(*n)++] = strdup(item);
+            cfg_error(errs, "-", "", "out of memory");
         }
     }
+    if (!copy)
+        cfg_error(errs, "-", "", "out of memory");
     free(copy);
 }
 

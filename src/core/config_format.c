@@ -18,7 +18,8 @@ static int put_kv(struct buf *out, const char *key, const char *value)
 {
     if (!value || !*value)
         return buf_printf(out, "%s =\n", key);
-    if (buf_printf(out, "%s = ", key) < 0)
+    /* "key = ;x" would make ";x" an inline comment; "key =;x" does not */
+    if (buf_printf(out, "%s =%s", key, value[0] == ';' ? "" : " ") < 0)
         return -1;
     for (const char *c = value; *c; c++) {
         int rc;

@@ -197,7 +197,8 @@ const char *cfg_check_dns_server(const char *s)
     if (inet_pton(family, host, addr) != 1)
         return why;
     int p;
-    if (port && (!isdigit((unsigned char)*port) || cfg_parse_port(port, &p) || p == 0))
+    if (port && (!*port || strspn(port, "0123456789") != strlen(port) ||
+                 cfg_parse_port(port, &p) || p == 0))
         return "port out of range 1..65535";
     return NULL;
 }

@@ -410,6 +410,9 @@ class LineConn:
         while True:
             try:
                 chunk = self._recv(deadline)
+            except TimeoutError:
+                raise TimeoutError(f"connection still open after {timeout or self.timeout}s; "
+                                   f"received {data!r}") from None
             except (ConnectionResetError, BrokenPipeError):
                 return data
             except ssl.SSLError:

@@ -80,7 +80,7 @@ def server(request, tmp_path, server_bin, test_ca, leaf):
         if rc != 0:
             problems.append(f"server exited with {rc} (expected 0)\n{srv.log_tail()}")
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed:
+    if failed and not problems:  # (problems already carry the log tail)
         for srv in servers:
             print(srv.log_tail(200))
     assert not problems, "\n".join(problems)

@@ -2,7 +2,7 @@
 SMTP answers `421 4.7.0 <domain> Error: too many connections` and IMAP
 `* BYE Too many connections, try again later.`, then close; a freed slot is
 usable again; a cap counts a protocol across all its ports."""
-from cmtest import DOMAIN, http_get, imap_greeting_caps, poll, smtp_greeting_ok, tls_connect
+from cmtest import DOMAIN, http_get, imap_greeting_caps, plain_connect, poll, smtp_greeting_ok, tls_connect
 
 SMTP_REFUSAL = f"421 4.7.0 {DOMAIN} Error: too many connections"
 IMAP_REFUSAL = "* BYE Too many connections, try again later."
@@ -74,3 +74,15 @@ def test_imap_cap_counts_protocol_not_port(server):
         # HTTP on the same https port is not IMAP
         with tls_connect(srv.port("https"), alpn=["http/1.1"]) as h:
             assert http_get(h.sock, "/")[0] == 200
+
+
+def test_mx_port_not_limited_by_max_smtp_connections(server):
+    # spec §5.3: the cap applies to 587 and 465; port 25 keeps Postfix's defaults
+    srv = server(extra={"max_smtp_connections": 5})  # per IP: 1 for submission
+    a = plain_connect(srv.port("smtp"))
+    b = plain_connect(srv.port("smtp"))
+    with a, b:
+        smtp_greeting_ok(a.readline())
+        smtp_greeting_ok(b.readline())
+        with tls_connect(srv.port("submissions")) as s:
+            smtp_greeting_ok(s.readline())

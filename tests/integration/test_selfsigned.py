@@ -2,11 +2,12 @@
 starting with `_` and no tls_external_cert_and_key makes the server generate
 a certificate once into <state_dir>/tls/selfsigned.crt, naming the domain,
 www. and mta-sts.; it is served on every TLS port and reused on restart."""
+import re
 import ssl
 
 import pytest
 
-from cmtest import cert_dns_sans, imap_greeting_caps, smtp_greeting_ok, tls_connect
+from cmtest import cert_dns_sans, cert_text, imap_greeting_caps, smtp_greeting_ok, tls_connect
 
 DOMAIN = "_relay1.test"
 
@@ -60,3 +61,28 @@ def test_certificate_reused_on_restart(srv):
     srv.start()
     assert crt.read_bytes() == before_bytes
     assert presented(srv.port("imaps")) == before
+
+
+def test_certificate_details_and_key_mode(srv):
+    tls_dir = srv.tmpdir / "state" / "tls"
+    text = cert_text(presented(srv.port("imaps")))
+    assert re.search(r"Subject:.*CN\s*=\s*_relay1\.test", text), text
+    assert "prime256v1" in text or "P-256" in text, text
+    assert re.search(r"CA:FALSE", text), text
+    assert "TLS Web Server Authentication" in text and "TLS Web Client Authentication" in text, text
+    key = tls_dir / "selfsigned.key"
+    assert key.is_file(), sorted(p.name for p in tls_dir.iterdir())
+    assert key.stat().st_mode & 0o077 == 0, oct(key.stat().st_mode)
+
+
+def test_ipv4_relay_is_self_signed(server):
+    srv = server(mail_domain="127.0.0.1", selfsigned=True)
+    assert (srv.tmpdir / "state" / "tls" / "selfsigned.crt").is_file()
+    with tls_connect(srv.port("submissions"), verify=False, server_hostname=None) as c:
+        smtp_greeting_ok(c.readline(), domain="[127.0.0.1]")
+
+
+def test_external_certificate_wins_for_underscore_domain(server, leaf):
+    srv = server(mail_domain=DOMAIN)  # external cert (the test leaf) configured
+    assert presented(srv.port("imaps")) == leaf.der
+    assert not (srv.tmpdir / "state" / "tls" / "selfsigned.crt").exists()

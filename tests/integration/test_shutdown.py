@@ -4,6 +4,8 @@ closed, listeners stop accepting, and the process exits 0 within 15 s."""
 import signal
 import socket
 
+import pytest
+
 from cmtest import (DOMAIN, HOST, connection_refused, imap_greeting_caps, plain_connect, poll,
                     smtp_greeting_ok, tls_connect)
 
@@ -40,9 +42,10 @@ def test_sigterm_says_goodbye_and_exits_0(server):
     assert srv.wait(15) == 0, srv.log_tail()
 
 
-def test_sigterm_idle_server_exits_0(server):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_idle_server_exits_0(server, sig):
     srv = server()
-    srv.signal(signal.SIGTERM)
+    srv.signal(sig)
     assert srv.wait(15) == 0, srv.log_tail()
     assert connection_refused(srv.port("imaps"))
 

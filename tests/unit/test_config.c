@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static struct config cfg;
 static struct config_errors errs;
@@ -277,6 +278,9 @@ TEST(listen_and_dns)
     expect_error("listen = 1.2.3.4:25", "listen", "1.2.3.4:25", NULL);
     expect_error("dns_servers = resolver.example", "dns_servers", "resolver.example",
                  "not ip, ip:port or [ipv6]:port");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\ndns_servers = [::1]:53\v, 1.1.1.1\n"), 0);
+    CHECK_STR_EQ(cfg.dns_servers[0], "[::1]:53");
+    expect_error("dns_servers = 1.1.1.1: 53", "dns_servers", "1.1.1.1: 53", NULL);
     expect_error("dns_servers = 1.1.1.1:0", "dns_servers", "1.1.1.1:0", NULL);
     expect_error("dns_servers = 1.1.1.1:99999", "dns_servers", "1.1.1.1:99999", NULL);
     expect_error("dns_servers = [::1", "dns_servers", "[::1", NULL);
@@ -382,6 +386,14 @@ TEST(ini_syntax)
                        "    line two\nprivacy_pdo = a\n  b\n"), 0);
     CHECK_STR_EQ(cfg.privacy_mail, "line one\nline two");
     CHECK_STR_EQ(cfg.privacy_pdo, "a\nb");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\nprivacy_mail = a\n  [b]\n"
+                       "privacy_pdo =;c\n"), 0);
+    CHECK_STR_EQ(cfg.privacy_mail, "a\n[b]");
+    CHECK_STR_EQ(cfg.privacy_pdo, ";c");
+    struct buf out = {0};
+    CHECK_INT_EQ(config_format(&cfg, &out), 0);
+    CHECK(strstr(out.data, "\nprivacy_mail = a\n    [b]\nprivacy_pdo =;c\n"));
+    buf_free(&out);
     /* CRLF and a BOM */
     CHECK_INT_EQ(parse("\xEF\xBB\xBF[params]\r\nmail_domain = x.org\r\n"), 0);
     CHECK_STR_EQ(cfg.mail_domain, "x.org");
@@ -462,6 +474,18 @@ TEST(shipped_files)
     CHECK_INT_EQ(cfg.max_mailbox_size_mb, 500);
 }
 
+TEST(dkim_key_probe)
+{
+    /* probe_files: the migrated OpenDKIM key wins when it exists */
+    config_free(&cfg);
+    CHECK_INT_EQ(config_parse_string("[params]\nmail_domain = x.org\n", &cfg, &errs, true), 0);
+    bool migrated = access("/etc/dkimkeys/opendkim.private", F_OK) == 0;
+    CHECK_STR_EQ(cfg.dkim_key_path, migrated ? "/etc/dkimkeys/opendkim.private"
+                                             : "/var/lib/chatmaild/dkim/opendkim.private");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\ndkim_key_path =\n"), 0);
+    CHECK_STR_EQ(cfg.dkim_key_path, "/var/lib/chatmaild/dkim/opendkim.private");
+}
+
 TEST(load_file_errors)
 {
     config_free(&cfg);
@@ -472,6 +496,22 @@ TEST(load_file_errors)
     config_free(&cfg);
     CHECK_INT_EQ(config_load_file("config", &cfg, &errs), -1);
     CHECK_STR_EQ(errs.e[0].reason, "cannot read: not a regular file");
+
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK(write(fd, "[params]\nmail_domain = x.org\0\n", 31) == 31);
+    config_free(&cfg);
+    CHECK_INT_EQ(config_load_file(path, &cfg, &errs), -1);
+    CHECK_STR_EQ(errs.e[0].reason, "cannot read: contains a NUL byte");
+    CHECK(ftruncate(fd, 2 * 1024 * 1024) == 0);
+    config_free(&cfg);
+    CHECK_INT_EQ(config_load_file(path, &cfg, &errs), -1);
+    CHECK_STR_EQ(errs.e[0].reason, "cannot read: larger than the limit (LIM_CONFIG_FILE)");
+    close(fd);
+    unlink(path);
 }
 
 int main(void)
@@ -497,6 +537,7 @@ int main(void)
     RUN(bad_lines);
     RUN(format_output);
     RUN(shipped_files);
+    RUN(dkim_key_probe);
     RUN(load_file_errors);
     config_free(&cfg);
     return check_report();
