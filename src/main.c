@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/net.h"
 #include "core/tls.h"
 #include "http/http.h"
@@ -166,6 +167,15 @@ static int drop_privileges(void)
     return 0;
 }
 
+/* The fsreport gauges of the last expiry pass, for /metrics (spec §5.5). */
+static int render_fsreport(struct buf *out)
+{
+    struct fsreport f;
+    if (!app.expiry || !expire_daily_report(app.expiry, &f))
+        return 0;
+    return fsreport_format(&f, out);
+}
+
 static void on_net_down(void)
 {
     expire_daily_stop(app.expiry);
@@ -241,6 +251,10 @@ static int serve(void)
         return 1;
     }
     register_protocols();
+    if (http_init(&app.cfg, err, sizeof err) < 0) {
+        log_error("HTTP: %s", err);
+        return 1;
+    }
     if (net_init(app.loop, &app.cfg, app.tls, err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;
@@ -261,6 +275,7 @@ static int serve(void)
                                     app.cfg.expire_time % 60, quota_cache_shared());
     if (!app.expiry)
         log_warn("daily expiry could not be scheduled");
+    metrics_set_extra(render_fsreport);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_walk(app.loop, close_walk_cb, NULL);
@@ -268,6 +283,7 @@ static int serve(void)
     uv_loop_close(app.loop);
     tls_server_free(app.tls);
     quota_cache_shared_free();
+    http_cleanup();
     return 0;
 }
 

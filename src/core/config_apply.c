@@ -62,6 +62,7 @@ const struct cfg_key cfg_keys[] = {
     {"nocreate_file", CK_STR, "/etc/chatmail-nocreate", F(nocreate_file)},
     {"notification_url", CK_STR, "https://notifications.delta.chat/notify", F(notification_url)},
     {"iroh_relay_upstream", CK_STR, "http://127.0.0.1:3340", F(iroh_relay_upstream)},
+    {"metrics_allow", CK_STR, "", F(metrics_allow)},
     {"run_as_user", CK_STR, "vmail", F(run_as_user)},
     {"log_level", CK_LOGLEVEL, "info", F(log_level)},
     {"store_compress", CK_BOOL, "false", F(store_compress)},

@@ -109,11 +109,13 @@ def test_https_http(srv, alpn, selected):
 
 
 def test_plain_http(srv):
+    """Port 80 answers HTTP/1.1 and sends everything (but the ACME path) to
+    https (spec §9.1)."""
     with plain_connect(srv.port("http")) as c:
         status, _, version, _ = http_get(c.sock, "/")
-        assert (status, version) == (200, 11)
+        assert (status, version) == (301, 11)
     with plain_connect(srv.port("http")) as c:
-        assert http_get(c.sock, "/nothing-here")[0] == 404
+        assert http_get(c.sock, "/.well-known/acme-challenge/x")[0] == 404
 
 
 def test_certificate_is_the_configured_one(srv, leaf):
