@@ -14,6 +14,7 @@
  * A crash at any point leaves at most a file in tmp/ (cleaned by expiry
  * after 36 h) and never a partial file in new/. */
 #include "store/maildir.h"
+#include "core/fileio.h"
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -45,18 +46,6 @@ static char *path_join3(const char *a, const char *b, const char *c)
     return p;
 }
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 static int mkdir_ok(const char *path, bool *created)
 {
     if (mkdir(path, 0700) == 0) {
@@ -82,25 +71,11 @@ static int ensure_dirs(const char *dir, bool sync)
         if (mkdir_ok(sub, &created_sub) < 0)
             return -1;
     }
-    if (sync && created_sub && fsync_path(dir) < 0)
+    if (sync && created_sub && fileio_fsync_path(dir) < 0)
         return -1;
     if (sync && created_dir) {
         snprintf(sub, sizeof(sub), "%s/..", dir);
-        return fsync_path(sub);
-    }
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
+        return fileio_fsync_path(sub);
     }
     return 0;
 }
@@ -111,7 +86,7 @@ static int write_copy(const char *path, const struct buf *data, bool sync)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    int rc = write_all(fd, data->data, data->len);
+    int rc = fileio_write_all(fd, data->data, data->len);
     if (rc == 0 && sync)
         rc = fsync(fd);
     int e = errno;
@@ -248,7 +223,7 @@ static void sync_dirs(struct store_job *jobs, size_t njobs, struct job_state *js
             if (jobs[k].r[i].status == STORE_OK && js[k].rs[i].new_dir) {
                 if (dirs)
                     dirs[nd++] = js[k].rs[i].new_dir;
-                else if (fsync_path(js[k].rs[i].new_dir) < 0)
+                else if (fileio_fsync_path(js[k].rs[i].new_dir) < 0)
                     fail(&jobs[k].r[i], errno); /* no memory: one fsync each */
             }
     if (!dirs)
@@ -257,7 +232,7 @@ static void sync_dirs(struct store_job *jobs, size_t njobs, struct job_state *js
     for (size_t d = 0; d < nd; d++) {
         if (d > 0 && strcmp(dirs[d], dirs[d - 1]) == 0)
             continue;
-        if (fsync_path(dirs[d]) == 0)
+        if (fileio_fsync_path(dirs[d]) == 0)
             continue;
         int e = errno;
         for (size_t k = 0; k < njobs; k++)

@@ -4,6 +4,7 @@
  * input once, stops at the first bad record (keeping the ones before it),
  * and rejects only a bad header. Also the account's UIDVALIDITY source. */
 #include "store/index_int.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -281,33 +282,8 @@ int uidlist_format_rec(struct buf *b, uint32_t uid, const char *base, uint64_t s
 
 int idx_write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
-    static unsigned counter;
-    struct buf tmp = {0}, dst = {0};
-    int rc = -1;
-    if (buf_printf(&tmp, "%s/%s.%d.%u.tmp", dir, name, (int)getpid(),
-                   __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0 ||
-        buf_printf(&dst, "%s/%s", dir, name) < 0)
-        goto out;
-    int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto out;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    if (close(fd) == 0 && off == len && rename(tmp.data, dst.data) == 0)
-        rc = 0;
-    else
-        unlink(tmp.data);
-out:
-    buf_free(&tmp);
-    buf_free(&dst);
-    return rc;
+    /* The index files are caches of the Maildir: no directory fsync. */
+    return fileio_write_atomic(dir, name, data, len, 0600, false);
 }
 
 int uidlist_write(const char *dir, const struct buf *b, const char **err)
