@@ -9,6 +9,7 @@
  *   base64 lines, blank lines tolerated
  *   =XXXX CRLF            optional CRC-24 line, last; value not verified
  *   -----END PGP MESSAGE-----   then nothing but CR/LF */
+#include "core/base64.h"
 #include "filter/filter.h"
 #include "filter/filter_int.h"
 
@@ -25,17 +26,6 @@ struct b64_stream {
     bool bad;
     struct pgp_walk *walk;
 };
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
 
 static void b64_quad_done(struct b64_stream *s)
 {
@@ -70,7 +60,7 @@ static void b64_char(struct b64_stream *s, unsigned char c)
         s->pad++;
         s->acc <<= 6;
     } else {
-        int v = b64_val(c);
+        int v = base64_value(c);
         if (v < 0 || s->pad) {
             s->bad = true;
             return;
@@ -86,7 +76,7 @@ static bool is_crc_line(const char *l, size_t n)
     if (n != 5 || l[0] != '=')
         return false;
     for (size_t i = 1; i < 5; i++)
-        if (b64_val((unsigned char)l[i]) < 0)
+        if (base64_value((unsigned char)l[i]) < 0)
             return false;
     return true;
 }

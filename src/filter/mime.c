@@ -3,6 +3,7 @@
  * boundaries). Works in place on the caller's bytes; only mime_decode()
  * allocates, and never more than the part it decodes. Physical header lines
  * and header blocks are bounded by LIM_MIME_HEADER_LINE/_BYTES. */
+#include "core/base64.h"
 #include "filter/filter_int.h"
 
 #include <ctype.h>
@@ -363,17 +364,6 @@ size_t mime_parts(struct span body, const char *boundary, struct span *parts, si
 
 /* ---- Content-Transfer-Encoding decoding ---- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* Lenient, like mail readers: skips non-alphabet bytes, stops at '='. */
 static size_t decode_base64(struct span in, char *out)
 {
@@ -381,7 +371,7 @@ static size_t decode_base64(struct span in, char *out)
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < in.n && in.p[i] != '='; i++) {
-        int v = b64_value((unsigned char)in.p[i]);
+        int v = base64_value((unsigned char)in.p[i]);
         if (v < 0)
             continue;
         acc = (acc << 6) | (uint32_t)v;

@@ -3,6 +3,8 @@
  * writes only into caller-provided, bounded buffers. */
 #include "smtp/smtp_parse.h"
 
+#include "core/base64.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -544,73 +546,6 @@ bad:
 
 /* --- base64 and AUTH --- */
 
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
-{
-    const unsigned char *s = (const unsigned char *)in;
-    size_t o = 0;
-    if (len % 4 != 0)
-        return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            if (s[i + (size_t)k] == '=' && i + 4 == len && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64_val(s[i + (size_t)k])) < 0) {
-                return -1;
-            }
-        }
-        unsigned long w = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
-                          ((unsigned long)v[2] << 6) | (unsigned long)v[3];
-        size_t n = 3 - (size_t)pad;
-        if (o + n > cap)
-            return -1;
-        unsigned char bytes[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8),
-                                  (unsigned char)w};
-        memcpy(out + o, bytes, n);
-        o += n;
-    }
-    return (long)o;
-}
-
-long smtp_base64_encode(const unsigned char *in, size_t len, char *out, size_t cap)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t need = (len + 2) / 3 * 4;
-    if (need + 1 > cap)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned long w = (unsigned long)in[i] << 16;
-        if (i + 1 < len)
-            w |= (unsigned long)in[i + 1] << 8;
-        if (i + 2 < len)
-            w |= in[i + 2];
-        out[o++] = tab[(w >> 18) & 63];
-        out[o++] = tab[(w >> 12) & 63];
-        out[o++] = i + 1 < len ? tab[(w >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tab[w & 63] : '=';
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
 #define PLAIN_MAX (SMTP_AUTH_USER_MAX * 2 + SMTP_AUTH_PASS_MAX + 2)
 
 int smtp_auth_plain_decode(const char *b64, size_t len, struct smtp_auth_creds *out)
@@ -619,7 +554,7 @@ int smtp_auth_plain_decode(const char *b64, size_t len, struct smtp_auth_creds *
     memset(out, 0, sizeof *out);
     if (len > (PLAIN_MAX + 2) / 3 * 4)
         return -2;
-    long n = smtp_base64_decode(b64, len, raw, sizeof raw);
+    long n = base64_decode(b64, len, raw, sizeof raw);
     if (n < 0)
         return -1;
     unsigned char *z1 = memchr(raw, '\0', (size_t)n);
@@ -642,7 +577,7 @@ int smtp_auth_login_decode(const char *b64, size_t len, char *out, size_t cap)
     if (cap < 2)
         return -2;
     out[0] = '\0';
-    long n = smtp_base64_decode(b64, len, (unsigned char *)out, cap - 1);
+    long n = base64_decode(b64, len, (unsigned char *)out, cap - 1);
     if (n < 0)
         return len > (cap + 1) / 3 * 4 ? -2 : -1;
     if (n == 0 || memchr(out, '\0', (size_t)n)) {

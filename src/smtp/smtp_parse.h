@@ -109,11 +109,7 @@ int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last, cha
  * non-ASCII bytes. Returns 0 or -1. */
 int smtp_addr_valid(const char *addr, size_t len, bool *utf8);
 
-/* Strict base64 (RFC 4648, padding required, no whitespace). Returns the
- * decoded length, or -1 on bad input or when it does not fit in cap. */
-long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap);
-/* Writes base64 of in into out (NUL-terminated); returns the length or -1. */
-long smtp_base64_encode(const unsigned char *in, size_t len, char *out, size_t cap);
+/* base64 itself is core/base64.h. */
 
 /* AUTH PLAIN response: base64 of "authzid NUL authcid NUL passwd" (RFC
  * 4616). A non-empty authzid must equal the authcid (case-insensitively).

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,8 +167,18 @@ TEST(sigkill_during_deliveries)
     snprintf(base, sizeof(base), "/tmp/test_crash.XXXXXX");
     if (!mkdtemp(base))
         abort();
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < 2; b++) {
+        /* The accounts exist before mail comes (their Maildirs are made
+         * then, as a first login or an earlier delivery would): a kill
+         * before the first delivery must not count as a broken mailbox. */
         snprintf(boxes[b], sizeof(boxes[b]), "%s/u%d@x", base, b);
+        char p[1100];
+        mkdir(boxes[b], 0700);
+        for (int i = 0; i < 3; i++) {
+            snprintf(p, sizeof p, "%s/%s", boxes[b], (const char *[]){"cur", "new", "tmp"}[i]);
+            mkdir(p, 0700);
+        }
+    }
     srand((unsigned)time(NULL));
     int delivered = 0;
     for (int round = 0; round < ROUNDS; round++) {

@@ -1,6 +1,7 @@
 /* test_smtp_parse.c: command lines, MAIL/RCPT paths and ESMTP parameters
  * with Postfix's reply texts, EHLO, AUTH, BDAT, base64 and AUTH decoders. */
 #include "check.h"
+#include "core/base64.h"
 
 #include "smtp/smtp_parse.h"
 
@@ -179,27 +180,27 @@ TEST(base64_and_auth_decoders)
 {
     unsigned char raw[64];
     char b64[64];
-    CHECK_INT_EQ(smtp_base64_decode("aGVsbG8=", 8, raw, sizeof raw), 5);
+    CHECK_INT_EQ(base64_decode("aGVsbG8=", 8, raw, sizeof raw), 5);
     CHECK(memcmp(raw, "hello", 5) == 0);
-    CHECK_INT_EQ(smtp_base64_decode("aGVsbG8", 7, raw, sizeof raw), -1);
-    CHECK_INT_EQ(smtp_base64_decode("aGV=bG8=", 8, raw, sizeof raw), -1);
-    CHECK_INT_EQ(smtp_base64_decode("aGVs bG8", 8, raw, sizeof raw), -1);
-    CHECK_INT_EQ(smtp_base64_decode("aGVsbG8=", 8, raw, 4), -1);
-    CHECK_INT_EQ(smtp_base64_encode((const unsigned char *)"hello", 5, b64, sizeof b64), 8);
+    CHECK_INT_EQ(base64_decode("aGVsbG8", 7, raw, sizeof raw), -1);
+    CHECK_INT_EQ(base64_decode("aGV=bG8=", 8, raw, sizeof raw), -1);
+    CHECK_INT_EQ(base64_decode("aGVs bG8", 8, raw, sizeof raw), -1);
+    CHECK_INT_EQ(base64_decode("aGVsbG8=", 8, raw, 4), -1);
+    CHECK_INT_EQ(base64_encode((const unsigned char *)"hello", 5, b64, sizeof b64), 8);
     CHECK_STR_EQ(b64, "aGVsbG8=");
 
     struct smtp_auth_creds c;
-    smtp_base64_encode((const unsigned char *)"\0u@x.org\0pw123456789", 20, b64, sizeof b64);
+    base64_encode((const unsigned char *)"\0u@x.org\0pw123456789", 20, b64, sizeof b64);
     CHECK_INT_EQ(smtp_auth_plain_decode(b64, strlen(b64), &c), 0);
     CHECK_STR_EQ(c.user, "u@x.org");
     CHECK_STR_EQ(c.pass, "pw123456789");
-    smtp_base64_encode((const unsigned char *)"U@x.org\0u@x.org\0pw", 18, b64, sizeof b64);
+    base64_encode((const unsigned char *)"U@x.org\0u@x.org\0pw", 18, b64, sizeof b64);
     CHECK_INT_EQ(smtp_auth_plain_decode(b64, strlen(b64), &c), 0);
-    smtp_base64_encode((const unsigned char *)"admin\0u@x.org\0pw", 16, b64, sizeof b64);
+    base64_encode((const unsigned char *)"admin\0u@x.org\0pw", 16, b64, sizeof b64);
     CHECK_INT_EQ(smtp_auth_plain_decode(b64, strlen(b64), &c), -2);
-    smtp_base64_encode((const unsigned char *)"\0u@x.org\0", 9, b64, sizeof b64);
+    base64_encode((const unsigned char *)"\0u@x.org\0", 9, b64, sizeof b64);
     CHECK_INT_EQ(smtp_auth_plain_decode(b64, strlen(b64), &c), -2);
-    smtp_base64_encode((const unsigned char *)"\0u\0p\0q", 6, b64, sizeof b64);
+    base64_encode((const unsigned char *)"\0u\0p\0q", 6, b64, sizeof b64);
     CHECK_INT_EQ(smtp_auth_plain_decode(b64, strlen(b64), &c), -2);
     CHECK_INT_EQ(smtp_auth_plain_decode("!!!!", 4, &c), -1);
 
