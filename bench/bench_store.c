@@ -10,7 +10,13 @@
  *   async-T/bB store_deliver_async with T workers and 16 closed-loop
  *              clients; B = jobs per batch (1: no batching, 64: queued jobs
  *              share new/ fsyncs); latency = submit -> completion callback
- * and one message to 10 recipients (hard links). */
+ * and one message to 10 recipients (hard links), then the login costs:
+ *   login-create   first login (argon2id hash, account created)
+ *   login-verify   a login whose credentials are not cached (argon2id verify)
+ *   login-cached   a repeated login (BLAKE2b-keyed cache, password file stat) */
+#include "core/config.h"
+#include "core/log.h"
+#include "store/accounts.h"
 #include "store/maildir.h"
 
 #include <pthread.h>
@@ -155,6 +161,48 @@ static void run_multi(int n, double *lat)
     report("10-rcpt", lat, n, now_s() - t0);
 }
 
+/* Runs one login n times; lat[] in seconds. */
+static void time_logins(const char *name, struct config *cfg, int n, bool clear_cache,
+                        bool fresh_accounts, double *lat)
+{
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        char user[64];
+        snprintf(user, sizeof user, "%s%04d@example.org", fresh_accounts ? "new" : "bench",
+                 fresh_accounts ? i : 0);
+        if (clear_cache)
+            store_login_cache_clear();
+        struct store_login_outcome out;
+        double s = now_s();
+        if (store_login_sync(cfg, user, "benchpassword1", &out) < 0 || out.result != STORE_LOGIN_OK)
+            fprintf(stderr, "%s: login failed: %s\n", name, out.reason);
+        lat[i] = now_s() - s;
+    }
+    double secs = now_s() - t0;
+    qsort(lat, (size_t)n, sizeof(*lat), cmp_d);
+    printf("%-12s %6d logins      %8.0f /s  p50 %9.1f us  p99 %9.1f us\n", name, n, n / secs,
+           lat[n / 2] * 1e6, lat[(int)(n * 0.99)] * 1e6);
+}
+
+static void run_logins(double *lat)
+{
+    log_set_level(LOGL_ERROR); /* "Created address" once per account */
+    struct config cfg = {0};
+    char mdir[600];
+    snprintf(mdir, sizeof mdir, "%s/logins", root);
+    mkdir(mdir, 0700);
+    cfg.mail_domain = "example.org";
+    cfg.mailboxes_dir = mdir;
+    cfg.nocreate_file = "/nonexistent/nocreate";
+    cfg.username_min_length = 7;
+    cfg.username_max_length = 9;
+    cfg.password_min_length = 9;
+    cfg.max_load_1m = 1000;
+    time_logins("login-create", &cfg, 20, false, true, lat);
+    time_logins("login-verify", &cfg, 20, true, false, lat);
+    time_logins("login-cached", &cfg, 20000, false, false, lat);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/var/tmp";
@@ -182,6 +230,11 @@ int main(int argc, char **argv)
     run_async("async-4/b1", n, lat, 1);
     run_async("async-4/b64", n, lat, STORE_ASYNC_MAX_BATCH);
     run_multi(n / 10, lat);
+    if (n < 20000) {
+        free(lat);
+        lat = calloc(20000, sizeof(*lat));
+    }
+    run_logins(lat);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     if (system(cmd) != 0)
