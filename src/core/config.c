@@ -33,7 +33,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LIM_CONFIG_UNUSED_NAMES 64 /* names listed in `unused`; then "..." */
 
 struct cfg_parse {
     const char *p;         /* unread text */

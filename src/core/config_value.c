@@ -2,6 +2,7 @@
  * strings (§1.2), numbers, booleans, ports, domains, IP addresses and DNS
  * server entries. Pure functions over strings; each returns NULL when the
  * value is good, else a short reason that ends up in `--check` output. */
+#include "core/limits.h"
 #include "core/config_internal.h"
 
 #include <arpa/inet.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define LIM_DOMAIN_LEN 253 /* RFC 1035 name length in text form */
 
 /* Parses [+]digits (surrounding whitespace allowed) into *out. */
 static const char *parse_digits(const char *s, long *out)

@@ -53,4 +53,42 @@
 /* --- config --- */
 #define LIM_CONFIG_FILE          (1024 * 1024)
 
+/* --- HTTP (site, proxy, /new) --- */
+#define LIM_HTTP_QR_DATA             1024                   /* /qr.svg?data= after decoding */
+#define LIM_HTTP_SITE_FILES          1000                   /* www_folder: files loaded */
+#define LIM_HTTP_SITE_BYTES          (64 * 1024 * 1024)     /* www_folder: total bytes loaded */
+#define LIM_HTTP_SITE_DEPTH          8                      /* www_folder: directory depth */
+#define LIM_HTTP_PROXY_IDLE_MS       (10 * 60 * 1000)       /* proxied stream without traffic */
+#define LIM_HTTP_PROXY_BUF           (1024 * 1024)          /* queued bytes before the other side pauses */
+#define LIM_HTTP_NEW_KEYS            4096                   /* /new rate limiter: client IPs tracked */
+
+/* --- store (accounts, index, metadata) --- */
+#define LIM_LOGIN_PER_IP_DEFAULT     8                      /* logins in flight per client IP */
+#define LIM_LOGIN_INFLIGHT_CAP       2048                   /* the highest `total` we accept */
+#define LIM_LOGIN_IP                 64                     /* bytes of a client IP string */
+#define LIM_KEYWORDS_FILE            (64 * 1024)            /* bytes of dovecot-keywords */
+#define LIM_KEYWORD_NAME             128                    /* bytes of one keyword */
+#define LIM_METADATA_FILE            (1024 * 1024)          /* bytes of metadata.json we read */
+#define LIM_SUBS_FILE                (1024 * 1024)          /* bytes of a subscriptions file */
+#define LIM_FOLDERS                  10000                  /* folders of one account */
+#define LIM_STORE_LOCK_TIMEOUT_MS    5000                   /* password.lock, metadata.json.lock */
+#define LIM_STORE_PWFILE_MAX         4096                   /* bytes read from a password file */
+#define LIM_STORE_PATH               4352                   /* mailboxes_dir + address + file name */
+#define LIM_MD_DEPTH                 32                     /* nesting of skipped values */
+#define LIM_CRED_CACHE_SLOTS         4096                   /* cached verified credentials */
+#define LIM_CRED_CACHE_TTL           3600                   /* seconds */
+#define LIM_UIDLIST_BYTES            (64u * 1024 * 1024)    /* bigger files are ignored */
+#define LIM_MAILDIR_NAME             255                    /* bytes of one file name */
+#define LIM_PW_ARGON2_PARALLEL       4                      /* argon2 computations at once (x memlimit) */
+
+/* --- config and TLS --- */
+#define LIM_DOMAIN_LEN               253                    /* RFC 1035 name length in text form */
+#define LIM_CONFIG_UNUSED_NAMES      64                     /* names listed in `unused`; then "..." */
+#define LIM_TLS_PATH                 4096                   /* certificate and key paths */
+#define LIM_TLS_READ_CHUNK           16384                  /* one TLS record of plaintext */
+#define LIM_TLS_ALPN_NAME            15                     /* longer selected names read as "" */
+#define LIM_TLS_HOST                 256                    /* SNI / verified host name */
+#define LIM_SELFSIGNED_DAYS          36500                  /* self-signed certificate validity (§13.4) */
+#define LIM_TLS_NAME                 300                    /* "mta-sts." + a 253-byte domain */
+
 #endif

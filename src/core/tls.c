@@ -15,6 +15,7 @@
  * minimum to TLS 1.3 from a ClientHello callback when the client names
  * "smtp" or "imap". Reload builds a new set and swaps it in; SSL objects
  * hold a reference to the SSL_CTX they started with. */
+#include "core/limits.h"
 #include "core/tls.h"
 
 #include "core/buf.h"
@@ -32,10 +33,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define LIM_TLS_PATH 4096
-#define LIM_TLS_READ_CHUNK 16384 /* one TLS record of plaintext */
-#define LIM_TLS_ALPN_NAME 15     /* longer selected names read as "" */
-#define LIM_TLS_HOST 256
 #define N_POLICIES 3
 
 struct tls_server {

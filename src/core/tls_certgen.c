@@ -7,6 +7,7 @@
  * IPv4 relay), CA:FALSE, EKU serverAuth+clientAuth. The key is written with
  * mode 0600 into a 0700 directory; both files are written atomically (temp
  * file, fsync, rename), the key first, so a certificate never lacks its key. */
+#include "core/limits.h"
 #include "core/tls_internal.h"
 #include "core/fileio.h"
 
@@ -24,9 +25,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#define LIM_SELFSIGNED_DAYS 36500
-#define LIM_TLS_PATH 4096
-#define LIM_TLS_NAME 300 /* "mta-sts." + a 253-byte domain */
 
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
                                                          const char *fmt, ...)

@@ -4,6 +4,7 @@
 #ifndef CM_HTTP_INTERNAL_H
 #define CM_HTTP_INTERNAL_H
 
+#include "core/limits.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,13 +14,6 @@
 
 struct config;
 
-#define LIM_HTTP_QR_DATA      1024              /* /qr.svg?data= after decoding */
-#define LIM_HTTP_SITE_FILES   1000              /* www_folder: files loaded */
-#define LIM_HTTP_SITE_BYTES   (64 * 1024 * 1024) /* www_folder: total bytes loaded */
-#define LIM_HTTP_SITE_DEPTH   8                 /* www_folder: directory depth */
-#define LIM_HTTP_PROXY_IDLE_MS (10 * 60 * 1000) /* proxied stream without traffic */
-#define LIM_HTTP_PROXY_BUF    (1024 * 1024)     /* queued bytes before the other side pauses */
-#define LIM_HTTP_NEW_KEYS     4096              /* /new rate limiter: client IPs tracked */
 
 /* --- templates (tpl.c) --- */
 struct tpl_var {

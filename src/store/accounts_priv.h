@@ -4,6 +4,7 @@
 #ifndef CM_STORE_ACCOUNTS_PRIV_H
 #define CM_STORE_ACCOUNTS_PRIV_H
 
+#include "core/limits.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +12,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define LIM_STORE_LOCK_TIMEOUT_MS 5000   /* password.lock, metadata.json.lock */
-#define LIM_STORE_PWFILE_MAX 4096        /* bytes read from a password file */
-#define LIM_STORE_PATH 4352              /* mailboxes_dir + address + file name */
 
 /* Opens (creating) path and takes an exclusive flock, polling until
  * timeout_ms. Returns the fd, or -1 (errno ETIMEDOUT on timeout). */

@@ -8,6 +8,7 @@
  * password file is the one it was verified against (same device, inode,
  * size, mtime and ctime) and for LIM_CRED_CACHE_TTL seconds. Direct-mapped
  * table, one mutex: workers look up and insert. */
+#include "core/limits.h"
 #include "store/accounts_priv.h"
 
 #include "store/accounts.h"
@@ -16,8 +17,6 @@
 #include <sodium.h>
 #include <string.h>
 
-#define LIM_CRED_CACHE_SLOTS 4096
-#define LIM_CRED_CACHE_TTL 3600 /* seconds */
 
 struct cred_entry {
     uint8_t key[STORE_CRED_KEY_BYTES];

@@ -4,6 +4,7 @@
  * `subscriptions` file in Dovecot's version 2 format ("V\t2\n\n", then one
  * name a line with the separator written as a tab). Names are stored as
  * the client sends them (modified UTF-7), like Dovecot does. */
+#include "core/limits.h"
 #include "store/index_int.h"
 #include "store/mailbox.h"
 
@@ -18,8 +19,6 @@
 
 #define SUBS_FILE "subscriptions"
 #define SUBS_HEADER "V\t2\n\n"
-#define LIM_SUBS_FILE (1024 * 1024)
-#define LIM_FOLDERS 10000
 #define TRASH_PREFIX "..chatmaild-deleting."
 
 static bool is_inbox(const char *name) { return strcasecmp(name, "INBOX") == 0; }

@@ -3,6 +3,7 @@
 #ifndef CM_STORE_INDEX_INT_H
 #define CM_STORE_INDEX_INT_H
 
+#include "core/limits.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,8 +13,6 @@
 /* ---- dovecot-uidlist (uidlist.c) ---- */
 
 #define UIDLIST_NAME "dovecot-uidlist"
-#define LIM_UIDLIST_BYTES (64u * 1024 * 1024) /* bigger files are ignored */
-#define LIM_MAILDIR_NAME 255                  /* bytes of one file name */
 
 struct uidlist_rec {
     uint32_t uid;

@@ -8,6 +8,7 @@
  * in flight, and `per_ip` per client IP; beyond that the caller is told to
  * try again, so that a flood of logins cannot fill the pool and starve
  * fsyncs and deliveries. The counters live on the loop thread only. */
+#include "core/limits.h"
 #include "store/accounts.h"
 #include "store/accounts_priv.h"
 
@@ -22,9 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LIM_LOGIN_PER_IP_DEFAULT 8
-#define LIM_LOGIN_INFLIGHT_CAP 2048 /* the highest `total` we accept */
-#define LIM_LOGIN_IP 64              /* bytes of a client IP string */
 
 static void finish(struct store_login_outcome *out, enum store_login_result r,
                    const char *reason)

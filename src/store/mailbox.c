@@ -3,6 +3,7 @@
  * refresh from the shared index, flag changes (rename into cur/ with the
  * new :2,<flags>), expunge (unlink + vanished record), the append fast
  * path, COPY/MOVE, and writing dovecot-uidlist lazily. */
+#include "core/limits.h"
 #include "store/mailbox.h"
 #include "store/index_int.h"
 
@@ -14,8 +15,6 @@
 #include <unistd.h>
 
 #define KEYWORDS_FILE "dovecot-keywords"
-#define LIM_KEYWORDS_FILE (64 * 1024)
-#define LIM_KEYWORD_NAME 128
 
 static int mkdir_ok(const char *path)
 {

@@ -4,6 +4,7 @@
  * dovecot-keywords, and rewriting dovecot-uidlist. Each index change is
  * one BEGIN IMMEDIATE transaction, so several mailbox objects of the same
  * folder (other sessions, other threads) stay consistent. */
+#include "core/limits.h"
 #include "store/index_int.h"
 #include "store/mailbox.h"
 
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #define KEYWORDS_FILE "dovecot-keywords"
-#define LIM_KEYWORD_NAME 128
 
 static uint32_t apply_op(uint32_t cur, enum mailbox_flag_op op, uint32_t flags)
 {

@@ -6,6 +6,7 @@
  * serialization state"), drops expired tokens, applies the change and, when
  * anything changed, writes metadata.json.tmp, fsyncs it and renames it over
  * metadata.json. Blocking: worker threads only. */
+#include "core/limits.h"
 #include "store/accounts.h"
 #include "store/accounts_priv.h"
 
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LIM_METADATA_FILE (1024 * 1024) /* bytes of metadata.json we read */
 
 enum md_op { MD_ADD, MD_GET, MD_REMOVE };
 

@@ -6,6 +6,7 @@
  * wrote: {"devicetoken": {"t1": 1700000000, "t2": 1700000001}}.
  * Pure and bounded: nesting depth, token length and token count are capped;
  * anything malformed is an error value, never an abort. */
+#include "core/limits.h"
 #include "store/accounts.h"
 
 #include "core/buf.h"
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIM_MD_DEPTH 32 /* nesting of skipped values */
 
 struct jp {
     const char *p, *end;

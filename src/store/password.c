@@ -7,6 +7,7 @@
  * Comparisons are constant-time: both sides are hashed with BLAKE2b and
  * the digests compared with sodium_memcmp. Argon2 runs are bounded to
  * LIM_PW_ARGON2_PARALLEL at once so that memory use stays bounded. */
+#include "core/limits.h"
 #include "store/accounts.h"
 
 #include "core/log.h"
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define LIM_PW_ARGON2_PARALLEL 4 /* argon2 computations at once (x memlimit) */
 
 static unsigned long long argon2_ops = crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
 static size_t argon2_mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
