@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -169,7 +170,7 @@ int main(int argc, char **argv)
     accounts = calloc((size_t)naccounts, sizeof(*accounts));
     for (int i = 0; i < naccounts; i++) {
         snprintf(accounts[i], sizeof(accounts[i]), "%s/user%04d@example.org", root, i);
-        folder_create(accounts[i], "INBOX");
+        mkdir(accounts[i], 0700); /* delivery creates cur/ new/ tmp/ */
     }
     for (size_t i = 0; i < sizeof(msg); i++)
         msg[i] = (char)(i % 64 == 63 ? '\n' : 'A' + i % 26);

@@ -1,7 +1,7 @@
 /* maildir.h: the Maildir store as the rest of the server sees it (to be
  * folded into store/store.h): Dovecot-compatible file names, durable
  * delivery (tmp/ -> fsync -> new/ -> fsync dir, only then success), gzip
- * read/write (Dovecot `zlib_save = gz`), Maildir++ folders, the per-account
+ * read/write (Dovecot `zlib_save = gz`), the per-account
  * quota with Dovecot's refusal text and the 75 % -> 70 % oldest-first trim,
  * and the daily expiry pass (spec §2.7, §5.1, §5.2, §5.5).
  *
@@ -82,23 +82,6 @@ struct gz_reader *gz_reader_open(int fd); /* takes the fd; NULL on ENOMEM */
 /* Reads up to n bytes; returns the count, 0 at the end, -1 on error. */
 long gz_reader_read(struct gz_reader *r, void *p, size_t n);
 void gz_reader_close(struct gz_reader *r); /* closes the fd */
-
-/* ---------------------------------------------------------------- folders */
-
-#define FOLDER_NAME_MAX 200
-
-/* 0 when an IMAP mailbox name may be a Maildir++ folder: not empty, at
- * most FOLDER_NAME_MAX bytes, no '/', no control bytes, no empty hierarchy
- * level (leading/trailing '.', ".."). INBOX (any case) is valid. */
-int folder_name_valid(const char *name);
-/* The Maildir directory of mailbox `name` of an account: the account dir
- * for INBOX, else <account>/.<name>. Returns the length or -1. */
-int folder_path(char *out, size_t cap, const char *account_dir, const char *name);
-/* The IMAP name for a directory entry of the account dir (".Sent" ->
- * "Sent"), or -1 when the entry is not a folder. */
-int folder_name_from_dir(char *out, size_t cap, const char *entry);
-/* Creates the folder with cur/ new/ tmp/ (mode 0700); existing is fine. */
-int folder_create(const char *account_dir, const char *name);
 
 /* ------------------------------------------------------------------ quota */
 

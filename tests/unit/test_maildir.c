@@ -1,4 +1,4 @@
-/* test_maildir.c: maildir file names, gzip, Maildir++ folders and durable
+/* test_maildir.c: maildir file names, gzip and durable
  * delivery (single, several recipients by hard link, gzip, async). */
 #include "check.h"
 
@@ -152,35 +152,6 @@ TEST(gzip_read_dovecot_style_file)
     rm_rf(tmpdir);
 }
 
-TEST(folders)
-{
-    char p[512], n[256];
-    CHECK_INT_EQ(folder_name_valid("INBOX"), 0);
-    CHECK_INT_EQ(folder_name_valid("DeltaChat"), 0);
-    CHECK_INT_EQ(folder_name_valid("A.B"), 0);
-    CHECK_INT_EQ(folder_name_valid("&AMk-t&AOk-"), 0);
-    CHECK_INT_EQ(folder_name_valid(""), -1);
-    CHECK_INT_EQ(folder_name_valid(".hidden"), -1);
-    CHECK_INT_EQ(folder_name_valid("a..b"), -1);
-    CHECK_INT_EQ(folder_name_valid("a."), -1);
-    CHECK_INT_EQ(folder_name_valid("a/b"), -1);
-    CHECK_INT_EQ(folder_name_valid("a\tb"), -1);
-    CHECK(folder_path(p, sizeof(p), "/m/u@x", "inbox") > 0);
-    CHECK_STR_EQ(p, "/m/u@x");
-    CHECK(folder_path(p, sizeof(p), "/m/u@x", "DeltaChat") > 0);
-    CHECK_STR_EQ(p, "/m/u@x/.DeltaChat");
-    CHECK_INT_EQ(folder_path(p, sizeof(p), "/m/u@x", "../etc"), -1);
-    CHECK(folder_name_from_dir(n, sizeof(n), ".Sent") > 0);
-    CHECK_STR_EQ(n, "Sent");
-    CHECK_INT_EQ(folder_name_from_dir(n, sizeof(n), "cur"), -1);
-    CHECK_INT_EQ(folder_name_from_dir(n, sizeof(n), ".."), -1);
-    make_tmpdir();
-    CHECK_INT_EQ(folder_create(tmpdir, "DeltaChat"), 0);
-    snprintf(p, sizeof(p), "%s/.DeltaChat/new", tmpdir);
-    CHECK_INT_EQ(count_dir(p), 0);
-    rm_rf(tmpdir);
-}
-
 static const char test_msg[] = "From: a@x\r\nTo: b@x\r\n\r\nbody\r\n";
 
 TEST(deliver_one)
@@ -306,7 +277,6 @@ int main(void)
     RUN(mdname_make_and_flags);
     RUN(gzip_roundtrip_and_reader);
     RUN(gzip_read_dovecot_style_file);
-    RUN(folders);
     RUN(deliver_one);
     RUN(deliver_many_hardlinked_gzip);
     RUN(deliver_failure_is_reported);

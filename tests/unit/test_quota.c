@@ -3,6 +3,7 @@
  * protection (triggered at 75 %, down to 70 %). */
 #include "check.h"
 
+#include "store/mailbox.h"
 #include "store/maildir.h"
 
 #include <dirent.h>
@@ -19,7 +20,12 @@ static void setup(void)
     if (!mkdtemp(tmpdir))
         abort();
     snprintf(acdir, sizeof(acdir), "%s/user@x", tmpdir);
-    folder_create(acdir, "INBOX");
+    static const char *const sub[] = {"", "/cur", "/new", "/tmp"};
+    char d[400];
+    for (int i = 0; i < 4; i++) {
+        snprintf(d, sizeof(d), "%s%s", acdir, sub[i]);
+        mkdir(d, 0700);
+    }
 }
 
 static void teardown(void)
@@ -55,7 +61,8 @@ TEST(scan_counts_s_sizes_in_all_folders)
     put("cur", 1000, 100, "a");
     put("new", 1000, 200, "b");
     put("tmp", 1000, 5000, "c"); /* tmp/ does not count */
-    folder_create(acdir, "DeltaChat");
+    const char *ferr;
+    CHECK_INT_EQ(folder_create(acdir, "DeltaChat", &ferr), 0);
     char path[700];
     snprintf(path, sizeof(path), "%s/.DeltaChat/cur/1.x,S=300:2,S", acdir);
     FILE *f = fopen(path, "w");
