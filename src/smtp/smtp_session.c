@@ -464,19 +464,28 @@ static void bdat_chunk_end(struct smtp_session *s)
     s->st = SMTP_ST_BDAT_READY;
 }
 
-/* After decoding: hand out the chunk, or finish what the input ended. */
+/* Hands out the decoded bytes, if any, as a DATA_CHUNK action. */
+static bool flush_chunk(struct smtp_session *s)
+{
+    if (!s->chunk.len)
+        return false;
+    set_action(s, SMTP_ACT_DATA_CHUNK);
+    s->act.data = s->chunk.data;
+    s->act.len = s->chunk.len;
+    s->spool_open = true;
+    return true;
+}
+
+/* After decoding: first the spool write, then the end of a BDAT chunk or
+ * of the message (so no reply goes out before its bytes are spooled). */
 static void after_feed(struct smtp_session *s)
 {
-    if (s->st == SMTP_ST_BDAT && s->bdat_left == 0 && !s->pending_finish)
+    if (flush_chunk(s))
+        return;
+    if (s->st == SMTP_ST_BDAT && s->bdat_left == 0 && !s->pending_finish) {
         bdat_chunk_end(s);
-    if (s->st == SMTP_ST_CLOSED)
-        return;
-    if (s->chunk.len) {
-        set_action(s, SMTP_ACT_DATA_CHUNK);
-        s->act.data = s->chunk.data;
-        s->act.len = s->chunk.len;
-        s->spool_open = true;
-        return;
+        if (s->st == SMTP_ST_CLOSED || flush_chunk(s))
+            return;
     }
     if (s->pending_finish)
         finish_message(s);
