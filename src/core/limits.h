@@ -29,6 +29,7 @@
 #define LIM_SMTP_DATA_LINE       (64 * 1024) /* a DATA line (RFC: 1000; clients exceed it) */
 #define LIM_SMTP_RCPT            1000   /* recipients per transaction */
 #define LIM_SMTP_AUTH_LINE       4096
+#define LIM_RATELIMIT_KEYS           100000 /* senders tracked by the GCRA */
 #define LIM_SMTP_BAD_CMDS        20     /* errors before the session is closed */
 
 /* --- IMAP --- */
