@@ -345,3 +345,22 @@ def test_no_client_address_in_replies(server):
     c.close()
     assert seen and not any("127.0.0.1" in line for line in seen[1:]), seen
     assert "127.0.0.1" not in srv.log_text().replace("listening on 127.0.0.1", "")
+
+
+def test_store_compress_writes_gzip_that_reads_back(server):
+    """store_compress = true writes Dovecot-style gzip files (zlib_save = gz);
+    S= still names the uncompressed size."""
+    import gzip
+    import re
+    srv = server(extra={"store_compress": "true"})
+    make_accounts(srv, BOB)
+    msg = fixture("encrypted.eml", ALICE, BOB)
+    s = login(srv, ALICE)
+    assert s.sendmail(ALICE, [BOB], msg) == {}
+    s.quit()
+    [f] = stored(srv, BOB)
+    raw = f.read_bytes()
+    assert raw[:2] == b"\x1f\x8b"
+    plain = gzip.decompress(raw)
+    assert plain.split(b"\r\n\r\n", 1)[1] == msg.split(b"\r\n\r\n", 1)[1]
+    assert int(re.search(r",S=(\d+)", f.name).group(1)) == len(plain)
