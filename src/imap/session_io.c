@@ -276,7 +276,8 @@ static void step(struct io *io)
         conn_set_timeout(io->c, imap_session_timeout_ms(io->s));
         return;
     }
-    conn_pause(io->c);
+    if (a != IMAP_ACT_STARTTLS)
+        conn_pause(io->c); /* the handshake itself needs reading */
     if (a == IMAP_ACT_CLOSE) {
         conn_close(io->c);
     } else if (a == IMAP_ACT_LOGIN) {
