@@ -999,8 +999,8 @@ static void scenario_latency(void)
             d_250[n_ok++] = s.t_250 - s.t_dot;
         }
     }
-    if (s.failed && n_ok == 0) {
-        res_str("latency_status", "n/a: %s", s.why);
+    if (n_ok == 0) {
+        res_str("latency_status", "n/a: %s", s.why[0] ? s.why : "no message reached a receiver");
     } else {
         res_str("latency_status", "%s%s", (s.failed) ? "partial: " : "ok", (s.failed) ? s.why : "");
         res_num("latency_messages", n_ok);
