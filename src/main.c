@@ -3,6 +3,8 @@
  *
  *   chatmaild-server -c chatmail.ini            serve
  *   chatmaild-server -c chatmail.ini --check    validate and print the config
+ *   chatmaild-server -c chatmail.ini expire [--dry-run] [--days N] [-v]
+ *                                               one expiry pass (spec §5.1)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,17 +22,22 @@
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/net.h"
 #include "core/tls.h"
 #include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
+#include "store/maildir.h"
 
 #define CM_VERSION "0.1.0"
 
 struct options {
     const char *config_path;
     bool check;
+    bool expire;     /* the `expire` subcommand, with its arguments: */
+    int expire_argc;
+    char **expire_argv;
 };
 
 static struct {
@@ -39,14 +46,18 @@ static struct {
     struct config cfg;
     struct tls_server *tls;
     uv_signal_t sig_term, sig_int, sig_hup;
+    struct expire_daily *expiry;
     bool stopping;
 } app;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
+               "       chatmaild-server -c FILE expire [--dry-run] [--days N] [-v]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
+               "  expire     run one expiry pass now (--dry-run deletes nothing;\n"
+               "             --days N pretends the date is N days earlier)\n"
                "  --version  print the version and exit\n");
 }
 
@@ -59,6 +70,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->config_path = argv[++i];
         } else if (strcmp(a, "--check") == 0) {
             o->check = true;
+        } else if (strcmp(a, "expire") == 0) {
+            o->expire = true;
+            o->expire_argc = argc - i - 1;
+            o->expire_argv = argv + i + 1;
+            break;
         } else if (strcmp(a, "--version") == 0) {
             printf("chatmaild-server %s\n", CM_VERSION);
             return -1;
@@ -151,8 +167,19 @@ static int drop_privileges(void)
     return 0;
 }
 
+/* The fsreport gauges of the last expiry pass, for /metrics (spec §5.5). */
+static int render_fsreport(struct buf *out)
+{
+    struct fsreport f;
+    if (!app.expiry || !expire_daily_report(app.expiry, &f))
+        return 0;
+    return fsreport_format(&f, out);
+}
+
 static void on_net_down(void)
 {
+    expire_daily_stop(app.expiry);
+    app.expiry = NULL;
     uv_close((uv_handle_t *)&app.sig_term, NULL);
     uv_close((uv_handle_t *)&app.sig_int, NULL);
     uv_close((uv_handle_t *)&app.sig_hup, NULL);
@@ -224,6 +251,10 @@ static int serve(void)
         return 1;
     }
     register_protocols();
+    if (http_init(&app.cfg, err, sizeof err) < 0) {
+        log_error("HTTP: %s", err);
+        return 1;
+    }
     if (net_init(app.loop, &app.cfg, app.tls, err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;
@@ -240,12 +271,19 @@ static int serve(void)
         log_error("%s", err);
         return 1;
     }
+    app.expiry = expire_daily_start(app.loop, &app.cfg, app.cfg.expire_time / 60,
+                                    app.cfg.expire_time % 60, quota_cache_shared());
+    if (!app.expiry)
+        log_warn("daily expiry could not be scheduled");
+    metrics_set_extra(render_fsreport);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_walk(app.loop, close_walk_cb, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_loop_close(app.loop);
     tls_server_free(app.tls);
+    quota_cache_shared_free();
+    http_cleanup();
     return 0;
 }
 
@@ -260,6 +298,14 @@ int main(int argc, char **argv)
     if (load_config(o.config_path) < 0) {
         config_free(&app.cfg);
         return 1;
+    }
+    if (o.expire) {
+        enum log_level lvl;
+        if (app.cfg.log_level && log_level_parse(app.cfg.log_level, &lvl) == 0)
+            log_set_level(lvl);
+        int rc = expire_cli(&app.cfg, o.expire_argc, o.expire_argv);
+        config_free(&app.cfg);
+        return rc;
     }
     if (o.check) {
         struct buf b = {0};

@@ -4,7 +4,15 @@
  * default and parsing; keys that only configured the old daemons' plumbing
  * and unknown keys are collected in `unused` (reported in one warning line);
  * chatmaild-server's own keys follow. Parsing is a pure function over the
- * file's bytes (config_parse_string), so it can be unit-tested and fuzzed. */
+ * file's bytes (config_parse_string), so it can be unit-tested and fuzzed.
+ *
+ * Unlike the Python loader, which crashes on the first bad value, every
+ * problem is collected as (key, value, reason) and the parse fails as a
+ * whole; values are checked more strictly (no negative numbers, booleans
+ * must be true/false/yes/no/on/off/1/0, domains letters/digits/-/_/.).
+ * Syntax details (comments, continuation lines, long lines) are described
+ * at the top of config.c. Defaults are in the key table in config_apply.c
+ * and in config/chatmail.ini.example. */
 #ifndef CM_CORE_CONFIG_H
 #define CM_CORE_CONFIG_H
 
@@ -65,9 +73,13 @@ struct config {
     char *iroh_relay_upstream;      /* http://127.0.0.1:3340 */
     char *run_as_user;              /* vmail */
     char *log_level;                /* info */
+    bool store_compress;            /* write new messages gzip-compressed (Dovecot zlib_save = gz) */
+    int expire_time;                /* minute of the (local) day of the daily expiry pass (00:02) */
+    char *metrics_allow;            /* "": /metrics for loopback only; else IPs/CIDRs too */
 
     /* keys that have no effect (plumbing of the old daemons, or unknown) */
-    char *unused;                   /* comma-separated names, NULL if none */
+    char *unused;                   /* ", "-separated names in file order, NULL if none;
+                                       "section.key" for keys outside [params] */
 };
 
 /* One problem with the configuration: the key, its value and why. */
@@ -90,7 +102,9 @@ struct config_errors {
  * of the default dkim_key_path (/etc/dkimkeys/opendkim.private exists?). */
 int config_parse_string(const char *text, struct config *cfg, struct config_errors *errs,
                         bool probe_files);
-/* Reads and parses FILE; an unreadable file is an error with key "-c". */
+/* Reads and parses FILE (at most LIM_CONFIG_FILE bytes, no NUL bytes) with
+ * probe_files on; an unreadable file is an error with key "-c". Line-level
+ * problems (too long, not `key = value`) have the key "line N". */
 int config_load_file(const char *path, struct config *cfg, struct config_errors *errs);
 void config_free(struct config *cfg);
 
@@ -98,10 +112,13 @@ void config_free(struct config *cfg);
  * "256"->256. Returns 0 or -1 (no decimals, no negatives). */
 int config_parse_size_mb(const char *s, long *mb);
 
-/* Writes the effective configuration, one `key = value` per line. */
+/* Appends the effective configuration: "[params]", then one `key = value`
+ * per line (§1.3 keys, our keys, then the derived tls_mode, tls_cert_path,
+ * tls_key_path, ipv4_relay), lists comma-joined, and a final
+ * "# settings with no effect: ..." line when there are any. 0 or -1 (OOM). */
 struct buf;
 int config_format(const struct config *cfg, struct buf *out);
-/* "config: bad value for KEY = VALUE: REASON" lines for each error. */
+/* Appends one `config: KEY = "VALUE": REASON` line per error. 0 or -1. */
 int config_format_errors(const struct config_errors *errs, struct buf *out);
 
 #endif

@@ -82,6 +82,10 @@ static int render_histogram(struct buf *out)
     return rc;
 }
 
+static int (*extra_render)(struct buf *out);
+
+void metrics_set_extra(int (*render)(struct buf *out)) { extra_render = render; }
+
 int metrics_render(struct buf *out)
 {
     int rc = 0;
@@ -98,5 +102,7 @@ int metrics_render(struct buf *out)
         rc |= buf_printf(out, "%s %lld\n", gauge_info[i].name, (long long)gauges[i]);
     }
     rc |= render_histogram(out);
+    if (extra_render)
+        rc |= extra_render(out);
     return rc ? -1 : 0;
 }

@@ -47,7 +47,9 @@ void metrics_gauge_add(enum metric_gauge g, int64_t delta);
 int64_t metrics_gauge_get(enum metric_gauge g);
 /* Records one delivery latency (submit to stored), in microseconds. */
 void metrics_observe_delivery_us(uint64_t us);
-/* Appends every metric in the Prometheus text exposition format. */
+/* Appends every metric in the Prometheus text exposition format, then what
+ * the extra renderer adds (the store's fsreport gauges). */
 int metrics_render(struct buf *out);
+void metrics_set_extra(int (*render)(struct buf *out));
 
 #endif

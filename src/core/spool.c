@@ -3,6 +3,8 @@
  * fsynced, since a spooled message has not been acknowledged yet. */
 #include "core/spool.h"
 
+#include "core/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -16,27 +18,12 @@ void spool_init(struct spool *s, const char *dir)
     s->dir = dir;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int spill(struct spool *s)
 {
     int fd = open(s->dir ? s->dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    if (write_all(fd, s->mem.data, s->mem.len) < 0) {
+    if (fileio_write_all(fd, s->mem.data, s->mem.len) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -58,7 +45,7 @@ int spool_append(struct spool *s, const void *p, size_t n)
     if (s->fd < 0 && s->size + n > SPOOL_MEM_MAX && spill(s) < 0)
         return -1;
     if (s->fd >= 0) {
-        if (write_all(s->fd, p, n) < 0)
+        if (fileio_write_all(s->fd, p, n) < 0)
             return -1;
     } else if (buf_append(&s->mem, p, n) < 0) {
         errno = ENOMEM;

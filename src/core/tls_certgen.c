@@ -8,6 +8,7 @@
  * mode 0600 into a 0700 directory; both files are written atomically (temp
  * file, fsync, rename), the key first, so a certificate never lacks its key. */
 #include "core/tls_internal.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,20 +242,6 @@ static X509 *build_cert(EVP_PKEY *key, const char *domain, const char *ipv4)
     return x;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes the PEM text held in `mem` to path via path.tmp + fsync + rename. */
 static int write_atomic(const char *path, BIO *mem, mode_t mode, char *err, size_t errlen)
 {
@@ -268,7 +255,7 @@ static int write_atomic(const char *path, BIO *mem, mode_t mode, char *err, size
         set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
-    int r = (len > 0 && data) ? write_all(fd, data, (size_t)len) : -1;
+    int r = (len > 0 && data) ? fileio_write_all(fd, data, (size_t)len) : -1;
     if (r == 0)
         r = fsync(fd);
     int saved = errno;

@@ -116,6 +116,7 @@ static int on_headers_complete(llhttp_t *p)
     q->http_minor = p->http_minor;
     q->keep_alive = llhttp_should_keep_alive(p);
     q->upgrade = p->upgrade;
+    r->headers_done = true;
     if (r->on_headers)
         r->on_headers(r->ud, r);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->body_limit)
@@ -183,6 +184,7 @@ void http_reader_next(struct http_reader *r)
     r->header_bytes = 0;
     r->in_field = false;
     r->started = false;
+    r->headers_done = false;
     r->done = false;
     llhttp_resume(&r->parser);
 }
@@ -217,6 +219,13 @@ const char *http_req_url(const struct http_request *q)
 size_t http_req_path(const struct http_request *q, const char **path)
 {
     const char *u = http_req_url(q);
+    /* absolute-form (RFC 9112 §3.2.2), which servers must accept: some
+     * clients (Delta Chat's) send "POST https://host/new HTTP/1.1" */
+    size_t scheme = strncasecmp(u, "https://", 8) == 0 ? 8 : strncasecmp(u, "http://", 7) == 0 ? 7 : 0;
+    if (scheme) {
+        const char *slash = strchr(u + scheme, '/');
+        u = slash ? slash : "/";
+    }
     *path = u;
     if (u[0] != '/')
         return 0;

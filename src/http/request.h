@@ -40,6 +40,7 @@ struct http_reader {
     int error_status;           /* with HTTP_READ_ERROR */
     bool in_field;              /* last header callback was a field */
     bool started;               /* a request has begun (for timeouts) */
+    bool headers_done;          /* its headers are complete (body phase) */
     bool done;
     /* Called when the headers are complete, before any body byte: the owner
      * may set body_limit from the path (e.g. /mxdeliv). Optional. */

@@ -7,17 +7,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/net.h"
 #include "http/request.h"
 
+struct http_proxy;
+
 struct http_ctx {
-    struct conn *conn;
+    struct conn *conn;     /* NULL in tests and the fuzzer: see out */
+    const struct config *cfg;
+    const char *peer_ip;   /* the client's address, for limits only */
+    struct buf *out;       /* when set, responses are appended here instead
+                              of written to conn */
     const struct http_request *req;
     const char *path;      /* URL path, NUL-terminated copy */
     const char *host;      /* Host without port, lower-cased ("" if none) */
     bool tls;              /* came over the https port */
     bool responded;
     bool close_after;      /* set by the handler: close after the response */
+    struct http_proxy *proxy; /* set by a proxied route: the connection now
+                                 belongs to the proxy */
 };
 
 /* Writes a complete response. extra_headers is "" or lines ending in CRLF. */

@@ -1,6 +1,8 @@
 /* session.c: one HTTP/1.1 connection: reads requests with the sans-I/O
  * reader, routes each, writes the response, keeps the connection alive as
- * the client asks, and cuts slow clients by state (headers, body, idle). */
+ * the client asks, and cuts slow clients by state (headers, body, idle).
+ * A proxied request (iroh relay) hands the connection to proxy.c: from
+ * then on every byte from the client goes there. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,9 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "http/http.h"
+#include "http/internal.h"
 #include "http/request.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -16,11 +20,30 @@
 struct http_session {
     struct conn *c;
     struct http_reader rd;
+    struct http_proxy *proxy;
+    int phase;      /* 0 between requests, 1 reading headers, 2 reading a body */
     bool closing;
 };
 
+/* Per-state deadlines that progress does not extend: a client gets
+ * LIM_HTTP_HEADER_MS for a request's headers from its first byte and
+ * LIM_HTTP_BODY_MS for the body, however slowly it trickles. */
+static void set_phase_timer(struct http_session *s)
+{
+    int phase = !s->rd.started ? 0 : !s->rd.headers_done ? 1 : 2;
+    if (phase == s->phase)
+        return;
+    s->phase = phase;
+    conn_set_timeout(s->c, phase == 2 ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+}
+
 static void *session_open(struct conn *c)
 {
+    if (!site_ready()) {
+        char err[300] = "";
+        if (http_init(conn_config(c), err, sizeof err) < 0 && err[0])
+            log_error("web site: %s", err);
+    }
     struct http_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -30,62 +53,10 @@ static void *session_open(struct conn *c)
     return s;
 }
 
-const char *http_status_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
-
-void http_respond(struct http_ctx *x, int status, const char *content_type,
-                  const char *extra_headers, const void *body, size_t len)
-{
-    bool keep = x->req && x->req->keep_alive && !x->close_after;
-    bool head = x->req && x->req->method == HTTP_HEAD;
-    struct buf b = {0};
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-    if (content_type)
-        buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    buf_printf(&b, "Content-Length: %zu\r\n%s%s\r\n", len, extra_headers ? extra_headers : "",
-               keep ? "" : "Connection: close\r\n");
-    if (!head)
-        buf_append(&b, body, len);
-    conn_write(x->conn, b.data, b.len);
-    buf_free(&b);
-    x->responded = true;
-    if (!keep)
-        x->close_after = true;
-}
-
-void http_respond_text(struct http_ctx *x, int status, const char *text)
-{
-    http_respond(x, status, "text/plain; charset=utf-8", "", text, strlen(text));
-}
-
-void http_redirect(struct http_ctx *x, int status, const char *location)
-{
-    char hdr[2300];
-    snprintf(hdr, sizeof hdr, "Location: %s\r\n", location);
-    http_respond(x, status, "text/plain; charset=utf-8", hdr, "", 0);
-}
-
 static void error_response(struct http_session *s, int status)
 {
-    struct http_ctx x = {.conn = s->c, .req = NULL, .path = "", .host = ""};
+    struct http_ctx x = {.conn = s->c, .cfg = conn_config(s->c), .req = NULL, .path = "",
+                         .host = ""};
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, http_status_reason(status));
     http_respond(&x, status, "text/plain; charset=utf-8", "", text, strlen(text));
@@ -102,13 +73,19 @@ static void serve_request(struct http_session *s)
     pathbuf[pl] = '\0';
     http_req_host(&s->rd.req, host, sizeof host);
     struct http_ctx x = {
-        .conn = s->c, .req = &s->rd.req, .path = pathbuf, .host = host,
+        .conn = s->c, .cfg = conn_config(s->c), .peer_ip = conn_peer_ip(s->c),
+        .req = &s->rd.req, .path = pathbuf, .host = host,
         .tls = conn_listener(s->c) == LK_HTTPS,
     };
+    log_debug("http %s %s", llhttp_method_name((llhttp_method_t)s->rd.req.method), pathbuf);
     http_route(&x);
+    if (x.proxy) {
+        s->proxy = x.proxy;
+        return;
+    }
     if (!x.responded)
         http_respond_text(&x, 500, "500 Internal Server Error\n");
-    if (x.close_after) {
+    if (x.close_after || s->rd.req.upgrade) {
         s->closing = true;
         conn_close(s->c);
     }
@@ -118,6 +95,10 @@ static void session_data(void *sp, const char *p, size_t n)
 {
     struct http_session *s = sp;
     while (n > 0 && !s->closing) {
+        if (s->proxy) {
+            proxy_client_data(s->proxy, p, n);
+            return;
+        }
         size_t used = 0;
         enum http_read_result r = http_reader_feed(&s->rd, p, n, &used);
         if (r == HTTP_READ_ERROR) {
@@ -127,13 +108,16 @@ static void session_data(void *sp, const char *p, size_t n)
         p += used;
         n -= used;
         if (r == HTTP_READ_MORE) {
-            conn_set_timeout(s->c, s->rd.started ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+            set_phase_timer(s);
             if (used == 0)
                 return;
             continue;
         }
         serve_request(s);
+        if (s->proxy)
+            continue; /* the rest belongs to the proxied stream */
         http_reader_next(&s->rd);
+        s->phase = 0;
         conn_set_timeout(s->c, LIM_HTTP_KEEPALIVE_MS);
     }
 }
@@ -141,15 +125,26 @@ static void session_data(void *sp, const char *p, size_t n)
 static void session_timeout(void *sp)
 {
     struct http_session *s = sp;
-    if (s->rd.started)
+    if (s->proxy)
+        proxy_timeout(s->proxy);
+    else if (s->rd.started)
         error_response(s, 408);
     else
         conn_close(s->c);
 }
 
+static void session_drained(void *sp)
+{
+    struct http_session *s = sp;
+    if (s->proxy)
+        proxy_client_drained(s->proxy);
+}
+
 static void session_closed(void *sp)
 {
     struct http_session *s = sp;
+    if (s->proxy)
+        proxy_detach(s->proxy);
     http_reader_free(&s->rd);
     free(s);
 }
@@ -163,6 +158,6 @@ static void session_refuse(struct conn *c)
 
 const struct session_ops http_session_ops = {
     .name = "http", .open = session_open, .data = session_data,
-    .timeout = session_timeout, .shutdown = session_timeout,
+    .timeout = session_timeout, .shutdown = session_timeout, .drained = session_drained,
     .closed = session_closed, .refuse = session_refuse,
 };

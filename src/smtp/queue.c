@@ -13,36 +13,10 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/fileio.h"
 
 #define QUEUE_MAGIC "CHATMAILD-QUEUE 1\r\n"
 #define QUEUE_HEADER_MAX (QUEUE_MAX_RCPTS * 330 + 1024)
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
-}
 
 static int envelope_text(struct buf *b, const char *from, const char *const *rcpts, size_t n)
 {
@@ -76,13 +50,13 @@ int queue_write(const char *dir, const char *mail_from, const char *const *rcpts
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = -1;
     if (fd >= 0) {
-        rc = write_all(fd, env.data, env.len) == 0 && write_all(fd, msg, len) == 0 &&
+        rc = fileio_write_all(fd, env.data, env.len) == 0 && fileio_write_all(fd, msg, len) == 0 &&
                      fsync(fd) == 0 ? 0 : -1;
         int e = errno;
         close(fd);
         errno = e;
         if (rc == 0)
-            rc = rename(tmp, final) == 0 && fsync_dir(dir) == 0 ? 0 : -1;
+            rc = rename(tmp, final) == 0 && fileio_fsync_path(dir) == 0 ? 0 : -1;
         if (rc < 0) {
             e = errno;
             unlink(tmp);

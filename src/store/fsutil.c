@@ -2,6 +2,7 @@
  * mkdir -p, atomic replace (temporary file, fsync, rename, fsync of the
  * directory) and bounded reads. Blocking: worker threads only. */
 #include "store/accounts_priv.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,31 +63,6 @@ int store_mkdir_p(const char *path, mode_t mode)
     return (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int store_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                        bool fixed_tmp)
 {
@@ -106,7 +82,7 @@ int store_write_atomic(const char *dir, const char *name, const void *data, size
     int fd = open(tmp, flags, 0600);
     if (fd < 0)
         return -1;
-    if (write_all(fd, data, len) < 0 || fsync(fd) != 0) {
+    if (fileio_write_all(fd, data, len) < 0 || fsync(fd) != 0) {
         close(fd);
         unlink(tmp);
         return -1;
@@ -115,7 +91,7 @@ int store_write_atomic(const char *dir, const char *name, const void *data, size
         unlink(tmp);
         return -1;
     }
-    return fsync_dir(dir);
+    return fileio_fsync_path(dir);
 }
 
 long store_read_fd(int fd, char *out, size_t cap)

@@ -37,6 +37,23 @@ TEST(simple_get_and_pipelining)
     http_reader_free(&r);
 }
 
+TEST(absolute_form)
+{
+    struct http_reader r;
+    http_reader_init(&r, 1024);
+    size_t used;
+    CHECK_INT_EQ(feed_all(&r, "POST https://_relay1.test/new?a HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &used),
+                 HTTP_READ_DONE);
+    const char *path;
+    size_t pl = http_req_path(&r.req, &path);
+    CHECK(pl == 4 && memcmp(path, "/new", 4) == 0);
+    http_reader_next(&r);
+    CHECK_INT_EQ(feed_all(&r, "GET http://host HTTP/1.1\r\n\r\n", &used), HTTP_READ_DONE);
+    pl = http_req_path(&r.req, &path);
+    CHECK(pl == 1 && path[0] == '/');
+    http_reader_free(&r);
+}
+
 TEST(body_and_limits)
 {
     struct http_reader r;
@@ -93,6 +110,7 @@ TEST(upgrade)
 int main(void)
 {
     RUN(simple_get_and_pipelining);
+    RUN(absolute_form);
     RUN(body_and_limits);
     RUN(errors);
     RUN(upgrade);
