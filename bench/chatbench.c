@@ -108,7 +108,7 @@ static struct {
     int accounts, receivers, connections, seconds, idle_k, idle_per_acct;
     int idle_hold, messages, logins, login_conc, sources, ramp;
     double deliver_timeout;
-    bool create, json;
+    bool create, json, print_message;
 } opt = {
     .scenario = "all", .host = "127.0.0.1", .domain = NULL, .password = NULL,
     .smtps_port = 465, .imaps_port = 993, .accounts = 16, .receivers = 2,
@@ -147,7 +147,8 @@ static void usage(FILE *f)
 "  --server-pids \"P..\" server process ids (descendants included) for PSS\n"
 "  --server-pattern S  also every process whose command line contains S\n"
 "  --label L           name printed with the results\n"
-"  --json              print one flat JSON object\n", RAMP_DEFAULT);
+"  --json              print one flat JSON object\n"
+"  --print-message     print one generated message (SMTP DATA form) and exit\n", RAMP_DEFAULT);
 }
 
 static int parse_int(const char *s, int *out)
@@ -183,6 +184,7 @@ static int parse_args(int argc, char **argv)
         bool done = false;
         if (!strcmp(a, "--create")) { opt.create = true; continue; }
         if (!strcmp(a, "--json")) { opt.json = true; continue; }
+        if (!strcmp(a, "--print-message")) { opt.print_message = true; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
         if (i + 1 >= argc) { logmsg("missing value or unknown option: %s", a); return -1; }
         for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !done; k++)
@@ -1493,6 +1495,13 @@ int main(int argc, char **argv)
         return 1;
     }
     char why[256];
+    if (opt.print_message) {
+        size_t len;
+        char *m = build_message(account_at(0), account_at(1), 0, &len);
+        fwrite(m, 1, len > 3 ? len - 3 : 0, stdout);   /* without ".\r\n" */
+        free(m);
+        return 0;
+    }
     if (opt.label) res_str("label", "%s", opt.label);
     res_str("target", "%s smtps %d imaps %d domain %s", opt.host, opt.smtps_port, opt.imaps_port, opt.domain);
     double t0 = now_ms();

@@ -34,9 +34,13 @@ cell() { # file key status-key
     [ -z "$v" ] && { echo "-"; return; }
     case $v in
     *[!0-9.-]*) echo "$v" | cut -c1-48 ;;
-    *) awk -v x="$v" 'BEGIN { if (x == int(x) && x >= 100) printf "%d", x;
-                              else if (x >= 100) printf "%.0f", x; else printf "%.2f", x }' ;;
+    *) num "$v" ;;
     esac
+}
+
+num() { # integers as integers, >= 100 without decimals, else 2 decimals
+    awk -v x="$1" 'BEGIN { if (x == int(x)) printf "%d", x;
+                           else if (x >= 100) printf "%.0f", x; else printf "%.2f", x }'
 }
 
 ratio() { # a b -> a/b
@@ -65,7 +69,7 @@ rows=(
 ours=$OUT/ours.json
 first_ref=
 for v in $variants; do [ -z "$first_ref" ] && first_ref=$v; done
-fmt="%-30s %-24s"
+fmt="%-30s %-30s"
 hdr=("metric" "chatmaild-server")
 for v in $variants; do fmt+=" %-24s"; hdr+=("ref $v"); done
 fmt+=" %-14s %s\n"
@@ -84,10 +88,15 @@ echo
 echo "Settings per target: $(get "$ours" target) | $(get "$OUT/ref-$first_ref.json" target)"
 for f in "$ours" "$OUT"/ref-*.json; do
     [ -f "$f" ] || continue
-    printf '  %-12s throughput C=%s for %s s; idle K=%s (accounts %s, open %s s, server procs %s -> %s); logins in flight %s\n' \
-        "$(get "$f" label)" "$(get "$f" throughput_connections)" "$(get "$f" throughput_seconds)" \
-        "$(get "$f" idle_requested)" "$(get "$f" idle_accounts)" "$(get "$f" idle_open_seconds)" \
-        "$(get "$f" idle_server_procs_before)" "$(get "$f" idle_server_procs)" "$(get "$f" logins_concurrency)"
+    line="  $(get "$f" label):"
+    [ -n "$(get "$f" latency_messages)" ] &&
+        line+=" latency $(num "$(get "$f" latency_messages)") messages ($(num "$(get "$f" latency_missing)") missing);"
+    [ -n "$(get "$f" throughput_connections)" ] &&
+        line+=" throughput C=$(num "$(get "$f" throughput_connections)") for $(num "$(get "$f" throughput_seconds)") s, $(num "$(get "$f" throughput_accepted)") accepted;"
+    [ -n "$(get "$f" idle_requested)" ] &&
+        line+=" idle K=$(num "$(get "$f" idle_requested)") over $(num "$(get "$f" idle_accounts)") accounts, opened in $(num "$(get "$f" idle_open_seconds)") s, server processes $(num "$(get "$f" idle_server_procs_before)") -> $(num "$(get "$f" idle_server_procs)");"
+    [ -n "$(get "$f" logins_concurrency)" ] && line+=" logins $(num "$(get "$f" logins_concurrency)") in flight"
+    echo "$line"
 done
 cat <<'EOF'
 
