@@ -10,5 +10,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 rm -f "$R/run/master.pid"
-if [ "${1:-}" = --clean ]; then rm -rf "$R/mail" "$R/state" "$R/postfix/spool" "$R/run"; fi
+if [ "${1:-}" = --clean ]; then
+    rm -rf "$R/mail" "$R/state" "$R/postfix/spool" "$R/run" "$R/dovecot.log" "$R/postfix/maillog"
+fi
 exit 0
