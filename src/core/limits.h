@@ -65,6 +65,8 @@
 
 /* --- store (accounts, index, metadata) --- */
 #define LIM_LOGIN_PER_IP_DEFAULT     8                      /* logins in flight per client IP */
+#define LIM_LOGIN_QUEUE              4096                   /* logins waiting for a worker slot */
+#define LIM_LOGIN_QUEUE_PER_IP       256                    /* of those, from one client IP */
 #define LIM_LOGIN_INFLIGHT_CAP       2048                   /* the highest `total` we accept */
 #define LIM_LOGIN_IP                 64                     /* bytes of a client IP string */
 #define LIM_KEYWORDS_FILE            (64 * 1024)            /* bytes of dovecot-keywords */

@@ -53,10 +53,13 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished(modseq);";
 
 struct idx {
-    sqlite3 *db;
+    sqlite3 *db;               /* NULL while suspended */
     sqlite3_stmt *st[ST__N];
+    char *path;
     bool corrupt;
 };
+
+static int idx_reopen(struct idx *ix);
 
 static int note(struct idx *ix, int rc)
 {
@@ -68,6 +71,8 @@ static int note(struct idx *ix, int rc)
 
 static sqlite3_stmt *stmt(struct idx *ix, enum idx_stmt s)
 {
+    if (!ix->db && idx_reopen(ix) < 0)
+        return NULL;
     if (!ix->st[s] &&
         note(ix, sqlite3_prepare_v3(ix->db, stmt_sql[s], -1, SQLITE_PREPARE_PERSISTENT,
                                     &ix->st[s], NULL)) != SQLITE_OK)
@@ -177,10 +182,39 @@ int idx_open(const char *dir, struct idx **out, bool *fresh, const char **err)
             return -1;
         }
     }
-    buf_free(&path);
+    ix->path = buf_steal_str(&path);
     *fresh = *fresh || empty;
     *out = ix;
     return 0;
+}
+
+/* Opens the checked index file again after idx_suspend: no integrity check
+ * and no schema step (they ran at idx_open); a file that vanished or went
+ * bad meanwhile marks the index corrupt, so the caller rebuilds it. */
+static int idx_reopen(struct idx *ix)
+{
+    if (!ix->path ||
+        sqlite3_open_v2(ix->path, &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+        sqlite3_close(ix->db);
+        ix->db = NULL;
+        ix->corrupt = true;
+        return -1;
+    }
+    sqlite3_busy_timeout(ix->db, IDX_BUSY_MS);
+    if (note(ix, sqlite3_exec(ix->db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL)) !=
+        SQLITE_OK) {
+        idx_close_db(ix);
+        ix->corrupt = true;
+        return -1;
+    }
+    return 0;
+}
+
+void idx_suspend(struct idx *ix)
+{
+    if (ix && ix->db && sqlite3_get_autocommit(ix->db))
+        idx_close_db(ix);
 }
 
 void idx_close(struct idx *ix)
@@ -188,6 +222,7 @@ void idx_close(struct idx *ix)
     if (!ix)
         return;
     idx_close_db(ix);
+    free(ix->path);
     free(ix);
 }
 
@@ -196,7 +231,7 @@ int idx_begin(struct idx *ix) { return run(ix, stmt(ix, ST_BEGIN)); }
 int idx_commit(struct idx *ix) { return run(ix, stmt(ix, ST_COMMIT)); }
 void idx_rollback(struct idx *ix)
 {
-    if (!sqlite3_get_autocommit(ix->db))
+    if (ix->db && !sqlite3_get_autocommit(ix->db))
         (void)run(ix, stmt(ix, ST_ROLLBACK));
 }
 

@@ -101,6 +101,9 @@ typedef int (*idx_vanished_fn)(void *ud, uint32_t uid, uint64_t modseq);
  * *fresh is true and the caller rebuilds it. */
 int idx_open(const char *dir, struct idx **out, bool *fresh, const char **err);
 void idx_close(struct idx *ix);
+/* Releases the SQLite connection (outside a transaction); the next use
+ * opens it again without the integrity check of idx_open. */
+void idx_suspend(struct idx *ix);
 /* Deletes the database files of <dir>. */
 void idx_unlink(const char *dir);
 /* True once SQLite reported corruption; the caller rebuilds. */

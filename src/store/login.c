@@ -5,9 +5,12 @@
  * one it was verified against, else verify the hash (or create the
  * account, §2.4), then update last login (§2.6, decision 8).
  * store_login_async queues it on libuv's pool. At most `total` logins are
- * in flight, and `per_ip` per client IP; beyond that the caller is told to
- * try again, so that a flood of logins cannot fill the pool and starve
- * fsyncs and deliveries. The counters live on the loop thread only. */
+ * in flight, and `per_ip` per client IP, so that a flood of logins cannot
+ * fill the pool and starve fsyncs and deliveries. Logins beyond that wait
+ * in a FIFO (bounded overall and per IP: LIM_LOGIN_QUEUE*) and start as
+ * slots free up - thousands of clients reconnecting after a restart are
+ * served in turn rather than refused. Past the queue bounds the caller is
+ * told to try again. The counters live on the loop thread only. */
 #include "core/limits.h"
 #include "store/accounts.h"
 #include "store/accounts_priv.h"
@@ -126,6 +129,9 @@ int store_login_sync(const struct config *cfg, const char *user, const char *pas
 
 struct store_login_req {
     uv_work_t work;
+    uv_loop_t *loop;
+    struct store_login_req *prev, *next; /* in the wait queue */
+    bool waiting;
     const struct config *cfg;
     store_login_cb cb; /* NULL once cancelled */
     void *ud;
@@ -142,6 +148,8 @@ struct ip_count {
 
 static unsigned limit_total, limit_per_ip;
 static unsigned in_flight;
+static struct store_login_req *wait_head, *wait_tail;
+static unsigned n_waiting;
 static struct ip_count ip_counts[LIM_LOGIN_INFLIGHT_CAP];
 static size_t n_ip_counts;
 
@@ -172,16 +180,21 @@ static struct ip_count *ip_find(const char *ip)
     return NULL;
 }
 
+static unsigned per_ip_limit(unsigned total)
+{
+    if (limit_per_ip)
+        return limit_per_ip;
+    /* default: 8, and never the whole pool for one address */
+    return total / 2 < LIM_LOGIN_PER_IP_DEFAULT ? (total / 2 ? total / 2 : 1)
+                                                : LIM_LOGIN_PER_IP_DEFAULT;
+}
+
 /* Counts a new login for ip; returns -1 when a bound is reached. */
 static int admit(const char *ip)
 {
     unsigned total = limit_total ? limit_total : default_total();
-    unsigned per_ip = limit_per_ip;
-    if (!per_ip) /* default: 8, and never the whole pool for one address */
-        per_ip = total / 2 < LIM_LOGIN_PER_IP_DEFAULT ? (total / 2 ? total / 2 : 1)
-                                                      : LIM_LOGIN_PER_IP_DEFAULT;
     struct ip_count *c = ip_find(ip);
-    if (in_flight >= total || (c && c->n >= per_ip) ||
+    if (in_flight >= total || (c && c->n >= per_ip_limit(total)) ||
         (!c && n_ip_counts >= LIM_LOGIN_INFLIGHT_CAP))
         return -1;
     if (!c) {
@@ -217,10 +230,59 @@ static void work_cb(uv_work_t *w)
     store_login_sync(req->cfg, req->user, req->password, &req->out);
 }
 
+static void wait_remove(struct store_login_req *req)
+{
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        wait_head = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    else
+        wait_tail = req->prev;
+    req->prev = req->next = NULL;
+    req->waiting = false;
+    n_waiting--;
+}
+
+static unsigned waiting_for(const char *ip)
+{
+    unsigned n = 0;
+    for (struct store_login_req *r = wait_head; r; r = r->next)
+        n += strcmp(r->ip, ip) == 0;
+    return n;
+}
+
+static void after_work_cb(uv_work_t *w, int status);
+
+static int start_work(struct store_login_req *req)
+{
+    return uv_queue_work(req->loop, &req->work, work_cb, after_work_cb);
+}
+
+/* Starts waiting logins, oldest first, as far as the bounds allow. */
+static void dispatch_waiting(void)
+{
+    struct store_login_req *r = wait_head, *next;
+    for (; r; r = next) {
+        next = r->next;
+        if (admit(r->ip) < 0)
+            continue; /* its address is at its bound; others may go */
+        wait_remove(r);
+        if (start_work(r) != 0) {
+            release(r->ip);
+            finish(&r->out, STORE_LOGIN_TRY_AGAIN, "cannot queue the login");
+            r->cb(r->ud, (int)r->out.result, r->out.reason);
+            req_free(r);
+        }
+    }
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
     struct store_login_req *req = w->data;
     release(req->ip);
+    dispatch_waiting();
     if (req->cb) {
         if (status != 0)
             finish(&req->out, STORE_LOGIN_TRY_AGAIN, "login cancelled");
@@ -237,7 +299,10 @@ struct store_login_req *store_login_async(uv_loop_t *loop, const struct config *
 {
     char ip[LIM_LOGIN_IP];
     snprintf(ip, sizeof ip, "%s", client_ip ? client_ip : "");
-    if (!user || !password || admit(ip) < 0)
+    if (!user || !password)
+        return NULL;
+    bool now = admit(ip) == 0;
+    if (!now && (n_waiting >= LIM_LOGIN_QUEUE || waiting_for(ip) >= LIM_LOGIN_QUEUE_PER_IP))
         return NULL;
     struct store_login_req *req = calloc(1, sizeof *req);
     if (req) {
@@ -246,7 +311,8 @@ struct store_login_req *store_login_async(uv_loop_t *loop, const struct config *
         req->password = strdup(password);
     }
     if (!req || !req->user || !req->password) {
-        release(ip);
+        if (now)
+            release(ip);
         if (req)
             req_free(req);
         return NULL;
@@ -254,9 +320,21 @@ struct store_login_req *store_login_async(uv_loop_t *loop, const struct config *
     req->cfg = cfg;
     req->cb = cb;
     req->ud = ud;
+    req->loop = loop;
     snprintf(req->ip, sizeof req->ip, "%s", ip);
     req->work.data = req;
-    if (uv_queue_work(loop, &req->work, work_cb, after_work_cb) != 0) {
+    if (!now) { /* wait for a slot */
+        req->waiting = true;
+        req->prev = wait_tail;
+        if (wait_tail)
+            wait_tail->next = req;
+        else
+            wait_head = req;
+        wait_tail = req;
+        n_waiting++;
+        return req;
+    }
+    if (start_work(req) != 0) {
         release(req->ip);
         req_free(req);
         return NULL;
@@ -268,6 +346,11 @@ void store_login_cancel(struct store_login_req *req)
 {
     if (!req)
         return;
+    if (req->waiting) { /* never started: nothing else refers to it */
+        wait_remove(req);
+        req_free(req);
+        return;
+    }
     req->cb = NULL;
     uv_cancel((uv_req_t *)&req->work); /* may fail when already running: fine */
 }

@@ -212,6 +212,14 @@ fail:
     return -1;
 }
 
+void mailbox_suspend(struct mailbox *mb)
+{
+    if (!mb)
+        return;
+    idx_suspend(mb->ix);
+    buf_free(&mb->scratch);
+}
+
 void mailbox_close(struct mailbox *mb)
 {
     const char *err;

@@ -78,6 +78,11 @@ int mailbox_open(const char *account_dir, const char *name, struct mailbox **out
                  const char **err);
 /* Writes dovecot-uidlist if it is behind, closes the index, frees. */
 void mailbox_close(struct mailbox *mb);
+/* Lets go of everything the view does not need - the SQLite connection
+ * (~100-200 KiB with its caches and WAL map) and scratch buffers - until the
+ * next call that needs them, which reopens the index. For idle sessions:
+ * an IDLE connection then costs its view (32 bytes a message) only. */
+void mailbox_suspend(struct mailbox *mb);
 
 /* Scans new/ and cur/ (skipped when both directory mtimes are unchanged
  * and force is false) and brings the index up to date: new files get UIDs

@@ -4,6 +4,7 @@
  * (§2.6), and the asynchronous login on a real libuv loop: results, the
  * in-flight bounds, the credential cache (cost, invalidation) and cancel. */
 #include "check.h"
+#include "core/limits.h"
 
 #include "core/config.h"
 #include "store/accounts.h"
@@ -445,30 +446,41 @@ TEST(async_busy_bounds)
     memset(r, 0, sizeof r);
     CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[0]));
     CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[1]));
-    /* third from the same IP: busy */
-    CHECK(!store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[2]));
+    /* third from the same IP: waits for a slot of its address */
+    CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[2]));
     CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.2", on_login, &r[3]));
-    /* overall bound reached */
-    CHECK(!store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.3", on_login, &r[4]));
+    /* overall bound reached: waits too, and a waiting login can be cancelled */
+    struct store_login_req *w = store_login_async(&loop, &cfg, "asyncuser@example.org",
+                                                  "password123", "192.0.2.3", on_login, &r[4]);
+    CHECK(w != NULL);
     CHECK_INT_EQ(store_login_in_flight(), 3);
+    store_login_cancel(w);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(store_login_in_flight(), 0);
-    CHECK(r[0].calls == 1 && r[1].calls == 1 && r[3].calls == 1);
-    CHECK(r[2].calls == 0 && r[4].calls == 0);
-    /* free again once they finished */
-    CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.1", on_login, &r[5]));
+    CHECK(r[0].calls == 1 && r[1].calls == 1 && r[2].calls == 1 && r[3].calls == 1);
+    CHECK_INT_EQ(r[2].result, STORE_LOGIN_OK);
+    CHECK_INT_EQ(r[4].calls, 0);
+    /* past the per-IP queue bound: refused at once (the caller says "try again") */
+    struct cb_rec many[LIM_LOGIN_QUEUE_PER_IP + 3];
+    memset(many, 0, sizeof many);
+    size_t accepted = 0;
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
+        accepted += store_login_async(&loop, &cfg, "asyncuser@example.org", "password123",
+                                      "192.0.2.7", on_login, &many[i]) != NULL;
+    CHECK_INT_EQ(accepted, 2 + LIM_LOGIN_QUEUE_PER_IP); /* 2 running + the queue */
     uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT_EQ(r[5].result, STORE_LOGIN_OK);
-    /* defaults: 2 x pool size overall, one IP gets at most half of it */
+    CHECK_INT_EQ(many[accepted - 1].result, STORE_LOGIN_OK);
+    CHECK_INT_EQ(many[accepted].calls, 0);
+    /* defaults: 2 x pool size overall, one IP gets at most half of it at once */
     store_login_set_limits(0, 0);
     setenv("UV_THREADPOOL_SIZE", "4", 1);
     struct cb_rec d[5];
     memset(d, 0, sizeof d);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.5", on_login, &d[i]));
-    CHECK(!store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.5", on_login, &d[4]));
+    CHECK_INT_EQ(store_login_in_flight(), 4);
     uv_run(&loop, UV_RUN_DEFAULT);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         CHECK_INT_EQ(d[i].result, STORE_LOGIN_OK);
     uv_loop_close(&loop);
 }
