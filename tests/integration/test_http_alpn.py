@@ -5,7 +5,6 @@ three open connections."""
 import http.client
 import json
 
-import pytest
 
 import cmtest
 
@@ -39,12 +38,9 @@ def test_imap_smtp_http_on_one_port(server):
         while len(web.buf) < length:
             web.buf += web.sock.recv(65536)
         creds = json.loads(web.buf[:length])
-        # LOGIN with the fresh credentials: creates the account (spec §2.4)
-        # once the IMAP protocol issue is in; until then NO/BAD is expected.
+        # LOGIN with the fresh credentials creates the account (spec §2.4)
         _, tagged = imap.imap_cmd("a2", f'LOGIN "{creds["email"]}" "{_imap_quote(creds["password"])}"')
         assert smtp.smtp_cmd("QUIT")[0].startswith("221")
-    if tagged.startswith("a2 BAD"):
-        pytest.skip(f"EHLO, CAPABILITY and GET passed; IMAP LOGIN is not implemented yet ({tagged!r})")
     assert tagged.startswith("a2 OK"), tagged
 
 
