@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ static struct {
     struct config cfg;
     struct tls_server *tls;
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t trim;
     struct expire_daily *expiry;
     bool stopping;
 } app;
@@ -176,8 +178,18 @@ static int render_fsreport(struct buf *out)
     return fsreport_format(&f, out);
 }
 
+/* Gives memory freed by finished handshakes, logins and commands back to
+ * the kernel: glibc keeps freed pages inside its heap otherwise, and
+ * thousands of idle connections would carry that slack. */
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
+}
+
 static void on_net_down(void)
 {
+    uv_close((uv_handle_t *)&app.trim, NULL);
     expire_daily_stop(app.expiry);
     app.expiry = NULL;
     uv_close((uv_handle_t *)&app.sig_term, NULL);
@@ -280,6 +292,8 @@ static int serve(void)
     if (!app.expiry)
         log_warn("daily expiry could not be scheduled");
     metrics_set_extra(render_fsreport);
+    uv_timer_init(app.loop, &app.trim);
+    uv_timer_start(&app.trim, on_trim, LIM_MEMORY_TRIM_MS, LIM_MEMORY_TRIM_MS);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_walk(app.loop, close_walk_cb, NULL);

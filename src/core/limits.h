@@ -18,10 +18,12 @@
 #define LIM_SMTP_DATA_MS         (300 * 1000)
 #define LIM_IMAP_PRELOGIN_MS     (60 * 1000)
 #define LIM_IMAP_AUTOLOGOUT_MS   (30 * 60 * 1000) /* RFC 3501 minimum */
+#define LIM_IMAP_HIBERNATE_MS    (30 * 1000)  /* quiet IDLE sessions drop their index connection (Dovecot: 30 s) */
 #define LIM_IMAP_IDLE_KEEPALIVE_MS (2 * 60 * 1000) /* Dovecot "still here" */
 #define LIM_HTTP_HEADER_MS       (15 * 1000)
 #define LIM_HTTP_BODY_MS         (60 * 1000)
 #define LIM_HTTP_KEEPALIVE_MS    (75 * 1000)
+#define LIM_MEMORY_TRIM_MS       (30 * 1000)  /* freed heap pages go back to the kernel */
 #define LIM_SHUTDOWN_GRACE_MS    (10 * 1000)  /* sessions may finish within this */
 
 /* --- SMTP --- */

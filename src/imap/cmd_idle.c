@@ -74,7 +74,6 @@ enum cmd_result cmd_idle(struct imap_session *s, struct imap_cmd *c)
     metrics_gauge_add(G_IMAP_IDLE, 1);
     imap_out(s, "+ idling\r\n");
     imap_updates(s);
-    mailbox_suspend(s->mb); /* an idle session holds no index connection */
     imap_reader_next(&s->rd);
     return CMD_ASYNC; /* the command stays current until DONE */
 }
@@ -102,7 +101,6 @@ void imap_idle_event(void *ud, const struct store_event *ev)
         return; /* reported with the next command's reply */
     size_t before = s->out.len;
     imap_updates(s);
-    mailbox_suspend(s->mb);
     if (s->out.len != before && s->wake)
         s->wake(s->wake_ud);
 }

@@ -553,3 +553,12 @@ void imap_close_mailbox(struct imap_session *s)
     if (s->state == IS_SELECTED)
         s->state = IS_AUTH;
 }
+
+bool imap_session_hibernate(struct imap_session *s)
+{
+    if (s->mode != IM_IDLE || s->act != IMAP_ACT_NONE)
+        return false;
+    if (s->mb)
+        mailbox_suspend(s->mb);
+    return true;
+}

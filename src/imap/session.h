@@ -88,5 +88,9 @@ struct buf *imap_session_pending_input(struct imap_session *s);
 /* Bytes the session holds while idle (struct, buffers, selected view),
  * for the memory benchmark. */
 size_t imap_session_footprint(const struct imap_session *s);
+/* A session that has sat in IDLE for a while lets go of its selected
+ * folder's index connection (store's mailbox_suspend); the next change or
+ * command reopens it. Returns true when the session is idle in IDLE. */
+bool imap_session_hibernate(struct imap_session *s);
 
 #endif

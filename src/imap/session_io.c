@@ -25,6 +25,8 @@
 struct turn_req;
 
 struct io {
+    struct io *prev, *next;   /* every IMAP connection, for the hibernation sweep */
+    uint64_t active_ms;       /* loop time of the last input or output */
     struct conn *c;
     struct imap_session *s;
     uv_work_t work;
@@ -35,6 +37,52 @@ struct io {
 };
 
 static void step(struct io *io);
+
+/* ---------------------------------------------------------- hibernation */
+
+/* Like Dovecot's imap-hibernate, but in place: one loop-wide timer finds
+ * sessions that have been in IDLE without traffic for LIM_IMAP_HIBERNATE_MS
+ * and lets them drop their index connection. Active chats keep theirs, so
+ * a message to them costs no reopen. */
+static struct io *all_ios;
+static uv_timer_t sweep_timer;
+static bool sweep_started;
+
+static void on_sweep(uv_timer_t *t)
+{
+    uint64_t now = uv_now(t->loop);
+    for (struct io *io = all_ios; io; io = io->next)
+        if (!io->working && !io->login && !io->turn &&
+            now - io->active_ms >= LIM_IMAP_HIBERNATE_MS)
+            imap_session_hibernate(io->s);
+}
+
+static void io_link(struct io *io)
+{
+    uv_loop_t *loop = net_loop();
+    io->active_ms = uv_now(loop);
+    io->next = all_ios;
+    if (all_ios)
+        all_ios->prev = io;
+    all_ios = io;
+    if (!sweep_started) { /* unref: it never keeps the loop alive */
+        uv_timer_init(loop, &sweep_timer);
+        uv_timer_start(&sweep_timer, on_sweep, LIM_IMAP_HIBERNATE_MS / 2,
+                       LIM_IMAP_HIBERNATE_MS / 2);
+        uv_unref((uv_handle_t *)&sweep_timer);
+        sweep_started = true;
+    }
+}
+
+static void io_unlink(struct io *io)
+{
+    if (io->prev)
+        io->prev->next = io->next;
+    else
+        all_ios = io->next;
+    if (io->next)
+        io->next->prev = io->prev;
+}
 
 /* ---------------------------------------------------------- compression */
 
@@ -126,6 +174,7 @@ static void flush(struct io *io)
 static void wake(void *ud)
 {
     struct io *io = ud;
+    io->active_ms = uv_now(net_loop()); /* an IDLE update went out */
     flush(io);
 }
 
@@ -322,6 +371,7 @@ static void *io_open(struct conn *c)
         free(io);
         return NULL;
     }
+    io_link(io);
     step(io);
     return io;
 }
@@ -329,6 +379,7 @@ static void *io_open(struct conn *c)
 static void io_data(void *ud, const char *p, size_t n)
 {
     struct io *io = ud;
+    io->active_ms = uv_now(net_loop());
     feed(io, p, n); /* buffered by the machine while an action runs */
     if (!io->working && !io->login && !io->turn)
         step(io);
@@ -373,6 +424,7 @@ static void io_drained(void *ud)
 
 static void io_free(struct io *io)
 {
+    io_unlink(io);
     imap_session_free(io->s);
     z_free(io);
     free(io);

@@ -152,6 +152,24 @@ TEST(idle_reports_append_at_once)
     imap_session_free(b);
 }
 
+TEST(hibernated_idle_session_still_hears_at_once)
+{
+    struct imap_session *a = logged_in(), *b = logged_in();
+    io(a, "s SELECT INBOX\r\n");
+    CHECK(!imap_session_hibernate(a)); /* only a session in IDLE hibernates */
+    CHECK_STR_EQ(io(a, "i IDLE\r\n"), "+ idling\r\n");
+    CHECK(imap_session_hibernate(a)); /* index connection released */
+    wakes = 0;
+    io(b, "x APPEND INBOX {3+}\r\nabc\r\n");
+    CHECK_INT_EQ(wakes, 1);
+    const char *r = io(a, ""); /* one more message than before, at once */
+    CHECK(r[0] == '*' && strstr(r, " EXISTS\r\n") != NULL);
+    CHECK_STR_EQ(io(a, "DONE\r\n"), "i OK Idle completed.\r\n");
+    CHECK(strstr(io(a, "f UID FETCH 1:* (UID)\r\n"), "f OK") != NULL);
+    imap_session_free(a);
+    imap_session_free(b);
+}
+
 TEST(metadata_tokens_and_turn)
 {
     struct imap_session *s = logged_in();
@@ -253,6 +271,7 @@ int main(void)
     RUN(greeting_and_capabilities);
     RUN(login_select_append_fetch);
     RUN(idle_reports_append_at_once);
+    RUN(hibernated_idle_session_still_hears_at_once);
     RUN(metadata_tokens_and_turn);
     RUN(authenticate_plain_sasl_ir);
     RUN(bad_input_never_aborts);
