@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bench/run.sh: the one benchmark command (issue 7). Builds chatbench and
+# chatmaild-server, runs the scenarios against chatmaild-server (temporary
+# config on 127.0.0.1), then against the Postfix+Dovecot reference relay
+# with chatmail's patched Dovecot (no 500 ms IDLE delay) and with Debian's
+# stock Dovecot, one after the other, and prints a side-by-side table with
+# ratios. Run as root on Debian 12 (the reference is installed with apt and
+# started by hand, bench/reference/).
+#
+#   bench/run.sh [--quick] [--scenario S] [--messages M] [--connections C]
+#                [--seconds T] [--idle K] [--idle-hold S] [--logins N]
+#                [--sources N] [--only ours|ref] [--variants "patched stock"]
+#
+# Raw results (one JSON object per target) and logs go to $CHATBENCH_OUT
+# (default /var/tmp/chatbench-run).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+OUT=${CHATBENCH_OUT:-/var/tmp/chatbench-run}
+scenario=all messages=100 conns=8 seconds=10 idle=1000 hold=40 logins=500 sources=20
+only= variants="patched stock"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) messages=20 seconds=3 idle=100 hold=0 logins=100 ;;
+    --scenario) scenario=$2; shift ;;
+    --messages) messages=$2; shift ;;
+    --connections) conns=$2; shift ;;
+    --seconds) seconds=$2; shift ;;
+    --idle) idle=$2; shift ;;
+    --idle-hold) hold=$2; shift ;;
+    --logins) logins=$2; shift ;;
+    --sources) sources=$2; shift ;;
+    --only) only=$2; shift ;;
+    --variants) variants=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ "$(id -u)" = 0 ] || { echo "run.sh: run as root (the reference stack needs it)" >&2; exit 1; }
+mkdir -p "$OUT"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+log() { echo "run.sh: $*" >&2; }
+
+# ---- build
+bash "$root/bench/reference/setup.sh"
+cc -std=c17 -O2 -Wall -Wextra -o "$OUT/chatbench" "$root/bench/chatbench.c" \
+    $(pkg-config --cflags --libs openssl) -lz -lm || { log "chatbench does not build"; exit 1; }
+ours_built=1
+if [ "$only" != ref ]; then
+    log "building chatmaild-server (scripts/build.sh release)"
+    bash scripts/build.sh release > "$OUT/build.log" 2>&1 || { ours_built=0; log "chatmaild-server does not build, see $OUT/build.log"; }
+fi
+
+bench() { # label host smtps imaps domain maildir pids
+    "$OUT/chatbench" --label "$1" --host "$2" --smtps-port "$3" --imaps-port "$4" \
+        --domain "$5" --maildir-root "$6" --server-pids "$7" --create \
+        --scenario "$scenario" --messages "$messages" --connections "$conns" \
+        --seconds "$seconds" --idle "$idle" --idle-hold "$hold" --logins "$logins" \
+        --sources "$sources" --json
+}
+
+# ---- chatmaild-server
+run_ours() {
+    local d=$OUT/ours port_s=14465 port_i=14993
+    rm -rf "$d"; mkdir -p "$d/state" "$d/mail"
+    cat > "$d/bench.ini" <<EOF
+[params]
+mail_domain = _chatbench.localhost
+listen = 127.0.0.1
+smtp_port = 0
+submission_port = 0
+submissions_port = $port_s
+imap_port = 0
+imaps_port = $port_i
+https_port = 0
+http_port = 0
+state_dir = $d/state
+mailboxes_dir = $d/mail
+nocreate_file = $d/nocreate
+run_as_user =
+log_level = warn
+max_load_1m = 1000
+min_available_memory = 0
+min_free_disk_space = 0
+max_user_send_per_minute = 100000000
+max_user_send_burst_size = 100000000
+max_imap_connections = 12000
+max_smtp_connections = 1000
+EOF
+    "$root/build/chatmaild-server" -c "$d/bench.ini" > "$d/server.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        (exec 3<>"/dev/tcp/127.0.0.1/$port_i") 2>/dev/null && break
+        sleep 0.1
+    done
+    if ! kill -0 "$pid" 2>/dev/null; then
+        log "chatmaild-server did not start: $(tail -3 "$d/server.log" | tr '\n' ' ')"
+        echo '{ "label": "ours", "prepare_status": "failed: server did not start" }' > "$OUT/ours.json"
+        return
+    fi
+    log "chatmaild-server pid $pid: running scenarios"
+    bench ours 127.0.0.1 "$port_s" "$port_i" _chatbench.localhost "$d/mail/%a" "$pid" > "$OUT/ours.json"
+    kill "$pid"; wait "$pid" 2>/dev/null
+}
+
+run_ref() { # variant
+    local v=$1 env
+    log "reference ($v): starting"
+    bash "$root/bench/reference/stop.sh" --clean
+    if ! env=$(bash "$root/bench/reference/start.sh" "$v" 2> "$OUT/ref-$v.start.log"); then
+        log "reference ($v) did not start: $(tail -3 "$OUT/ref-$v.start.log" | tr '\n' ' ')"
+        echo "{ \"label\": \"ref-$v\", \"prepare_status\": \"failed: reference did not start\" }" > "$OUT/ref-$v.json"
+        return
+    fi
+    eval "$env"
+    log "reference ($v): running scenarios"
+    bench "ref-$v" "$REF_HOST" "$REF_SMTPS" "$REF_IMAPS" "$REF_DOMAIN" "$REF_MAILDIR" "$REF_PIDS" > "$OUT/ref-$v.json"
+    bash "$root/bench/reference/stop.sh"
+}
+
+rm -f "$OUT"/*.json
+if [ "$only" != ref ]; then
+    if [ $ours_built = 1 ]; then run_ours
+    else echo '{ "label": "ours", "prepare_status": "failed: does not build" }' > "$OUT/ours.json"; fi
+fi
+if [ "$only" != ours ]; then for v in $variants; do run_ref "$v"; done; fi
+
+exec bash "$root/bench/table.sh" "$OUT" $variants
