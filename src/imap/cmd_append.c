@@ -1,0 +1,73 @@
+/* cmd_append.c: APPEND (with LITERAL+ and synchronising literals, both
+ * handled by the reader): flags, internal date, quota check
+ * ([OVERQUOTA]), [TRYCREATE] for a missing folder, and UIDPLUS's
+ * [APPENDUID]. Watchers of the folder are notified. Worker thread. */
+#include <string.h>
+
+#include "core/config.h"
+#include "imap/append_file.h"
+#include "imap/imap_date.h"
+#include "imap/session_int.h"
+#include "store/mailbox.h"
+
+static enum cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
+                                     const char *name, const struct imap_arg *msg,
+                                     uint32_t flags, int64_t idate)
+{
+    uint64_t used, limit;
+    if (imap_quota_usage(s, &used, &limit) == 0 && limit && used + msg->len > limit)
+        return imap_no(s, c, "[OVERQUOTA] Quota exceeded (mailbox for user is full)");
+    struct buf dir = {0};
+    struct mailbox *mb = NULL;
+    const char *err;
+    if (folder_path(s->account_dir, name, &dir) < 0 ||
+        mailbox_open(s->account_dir, name, &mb, &err) < 0) {
+        buf_free(&dir);
+        imap_tagged(s, c, "NO", "[TRYCREATE] Mailbox doesn't exist: %s", name);
+        return CMD_DONE;
+    }
+    char fname[512];
+    bool in_cur;
+    uint32_t uid = 0;
+    uint64_t modseq = 0;
+    int rc = imap_append_file(dir.data, msg->str, msg->len, flags, idate, fname, sizeof fname,
+                              &in_cur);
+    buf_free(&dir);
+    if (rc == 0)
+        rc = mailbox_append_file(mb, in_cur, fname, &uid, &modseq, &err);
+    uint32_t uidvalidity = mailbox_uidvalidity(mb);
+    mailbox_close(mb);
+    if (rc < 0)
+        return imap_no(s, c, "Internal error occurred. Refer to server log for more information.");
+    imap_note(s, STORE_EV_APPEND, name, uid, flags, modseq);
+    imap_tagged(s, c, "OK", "[APPENDUID %u %u] Append completed.", uidvalidity, uid);
+    return CMD_DONE;
+}
+
+enum cmd_result cmd_append(struct imap_session *s, struct imap_cmd *c)
+{
+    const char *name = c->n >= 2 ? imap_mailbox_arg(&c->a[0]) : NULL;
+    if (!name || c->n > 4 || !imap_account_dir(s))
+        return imap_bad(s, c, "Invalid arguments.");
+    size_t i = 1;
+    uint32_t flags = 0;
+    int64_t idate = 0;
+    if (c->a[i].type == IMAP_ARG_LIST && i + 1 < c->n) {
+        bool sel = s->mb && strcmp(mailbox_name(s->mb), name) == 0;
+        if (imap_parse_flags(s, c->a[i].list, c->a[i].n, sel, &flags) < 0)
+            return imap_bad(s, c, "Invalid flags.");
+        if (!sel)
+            flags &= 0x1f; /* keywords need the folder's keyword file: selected only */
+        i++;
+    }
+    if (c->a[i].type == IMAP_ARG_STRING && i + 1 < c->n) {
+        if (imap_date_time_parse(c->a[i].str, &idate) < 0)
+            return imap_bad(s, c, "Invalid internal date.");
+        i++;
+    }
+    if (i + 1 != c->n || c->a[i].type != IMAP_ARG_LITERAL)
+        return imap_bad(s, c, "Invalid arguments.");
+    if (s->cfg->max_message_size > 0 && c->a[i].len > (size_t)s->cfg->max_message_size)
+        return imap_no(s, c, "[LIMIT] Message too large.");
+    return store_message(s, c, name, &c->a[i], flags, idate);
+}

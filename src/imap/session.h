@@ -1,0 +1,92 @@
+/* session.h: the IMAP server session as a sans-I/O state machine. Bytes
+ * in (imap_session_input), reply bytes out (imap_session_out), and at most
+ * one pending action that the I/O owner (session_io.c) performs before it
+ * resumes the machine. No socket, timer or thread inside.
+ *
+ * Owner loop:
+ *   s = imap_session_new(cfg, tls, wake, ud);   greeting is in the output
+ *   on bytes:   imap_session_input(s, p, n)      (buffered while an action runs)
+ *   then:       write and buf_consume() imap_session_out(s); look at
+ *               imap_session_action(s):
+ *     IMAP_ACT_LOGIN     store_login_async(imap_session_login_user/password),
+ *                        then imap_session_resume_login(s, result)
+ *     IMAP_ACT_WORK      run imap_session_work(s) on a worker thread, then
+ *                        imap_session_resume_work(s) on the loop; when the
+ *                        action is still WORK afterwards (a long FETCH), wait
+ *                        until the output drained and run it again
+ *     IMAP_ACT_STARTTLS  flush, handshake, imap_session_resume_starttls(s)
+ *     IMAP_ACT_TURN      fetch credentials from the TURN socket, then
+ *                        imap_session_resume_turn(s, line or NULL)
+ *     IMAP_ACT_COMPRESS  flush the OK, then deflate output / inflate input
+ *                        from here on; imap_session_resume(s)
+ *     IMAP_ACT_CLOSE     flush and close; terminal
+ *   wake(ud) is called when the machine wrote output outside of a call from
+ *   the owner (an IDLE update from a store watcher).
+ *
+ * While IMAP_ACT_WORK runs on a worker the owner calls nothing else on the
+ * session; store watcher callbacks (loop thread) then only note the change.
+ *
+ * Threads: commands that touch many files run in imap_session_work() on a
+ * worker (SELECT, FETCH, STORE, SEARCH, EXPUNGE, CLOSE, COPY, MOVE, APPEND,
+ * STATUS, LIST, CREATE/DELETE/RENAME, quota and metadata.json). Commands
+ * without disk I/O, and the IDLE update (one SQLite read of the changes)
+ * run on the loop. Store notifications caused by a command are queued by
+ * the worker and sent from imap_session_resume_work() on the loop. */
+#ifndef CM_IMAP_SESSION_H
+#define CM_IMAP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+struct config;
+struct imap_session;
+
+enum imap_action_kind {
+    IMAP_ACT_NONE = 0,
+    IMAP_ACT_LOGIN,
+    IMAP_ACT_WORK,
+    IMAP_ACT_STARTTLS,
+    IMAP_ACT_TURN,
+    IMAP_ACT_COMPRESS,
+    IMAP_ACT_CLOSE,
+};
+
+/* tls: the transport is already encrypted (993, ALPN imap). */
+struct imap_session *imap_session_new(const struct config *cfg, bool tls,
+                                      void (*wake)(void *ud), void *ud);
+void imap_session_free(struct imap_session *s);
+
+void imap_session_input(struct imap_session *s, const char *p, size_t n);
+struct buf *imap_session_out(struct imap_session *s);
+enum imap_action_kind imap_session_action(const struct imap_session *s);
+/* True while the owner should read from the peer. */
+bool imap_session_want_read(const struct imap_session *s);
+/* The timer the owner should arm now (ms): pre-login, autologout, or the
+ * IDLE keepalive interval. */
+unsigned imap_session_timeout_ms(const struct imap_session *s);
+/* The timer fired: keepalive in IDLE, else BYE and IMAP_ACT_CLOSE. */
+void imap_session_timeout(struct imap_session *s);
+/* Server shutdown: BYE and IMAP_ACT_CLOSE (deferred while an action runs). */
+void imap_session_shutdown(struct imap_session *s);
+bool imap_session_idling(const struct imap_session *s);
+bool imap_session_compress_active(const struct imap_session *s);
+
+const char *imap_session_login_user(const struct imap_session *s);
+const char *imap_session_login_password(const struct imap_session *s);
+/* result: enum store_login_result. Wipes the password. */
+void imap_session_resume_login(struct imap_session *s, int result);
+void imap_session_work(struct imap_session *s);
+void imap_session_resume_work(struct imap_session *s);
+void imap_session_resume_starttls(struct imap_session *s);
+void imap_session_resume_turn(struct imap_session *s, const char *line);
+void imap_session_resume(struct imap_session *s);
+/* Input that arrived during an action (after COMPRESS: still compressed). */
+struct buf *imap_session_pending_input(struct imap_session *s);
+
+/* Bytes the session holds while idle (struct, buffers, selected view),
+ * for the memory benchmark. */
+size_t imap_session_footprint(const struct imap_session *s);
+
+#endif
