@@ -259,6 +259,10 @@ static int serve(void)
         log_error("%s", err);
         return 1;
     }
+    if (smtp_init(app.loop, &app.cfg, err, sizeof err) < 0) {
+        log_error("smtp: %s", err);
+        return 1;
+    }
     if (drop_privileges() < 0)
         return 1;
     uv_signal_init(app.loop, &app.sig_term);
@@ -281,6 +285,7 @@ static int serve(void)
     uv_walk(app.loop, close_walk_cb, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_loop_close(app.loop);
+    smtp_free();
     tls_server_free(app.tls);
     quota_cache_shared_free();
     http_cleanup();

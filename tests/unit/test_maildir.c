@@ -1,4 +1,4 @@
-/* test_maildir.c: maildir file names, gzip, Maildir++ folders and durable
+/* test_maildir.c: maildir file names, gzip and durable
  * delivery (single, several recipients by hard link, gzip, async). */
 #include "check.h"
 

@@ -1,7 +1,8 @@
-/* greeter.c: the SMTP front door until the submission and MX state machines
- * land: greeting, EHLO/HELO, STARTTLS (with the plaintext-injection guard),
- * NOOP, RSET, QUIT, the over-cap refusal, the shutdown and timeout replies.
- * Everything else is answered "502 5.5.2". */
+/* mx_greeter.c: port 25 until the federation issue brings inbound mail
+ * (incoming filter, DKIM verification): greeting, EHLO/HELO, STARTTLS (with
+ * the plaintext-injection guard), NOOP, RSET, QUIT, the over-cap refusal,
+ * the shutdown and timeout replies. Everything else is answered "502 5.5.2".
+ * Submission (587, 465, ALPN smtp) is served by submission.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -131,12 +132,6 @@ static void greeter_starttls_done(void *s)
     struct greeter *g = s;
     conn_set_timeout(g->c, LIM_SMTP_CMD_MS);
 }
-
-const struct session_ops smtp_submission_ops = {
-    .name = "submission", .open = greeter_open, .data = greeter_data,
-    .starttls_done = greeter_starttls_done, .timeout = greeter_timeout,
-    .shutdown = greeter_shutdown, .closed = greeter_closed, .refuse = greeter_refuse,
-};
 
 const struct session_ops smtp_mx_ops = {
     .name = "smtp", .open = greeter_open, .data = greeter_data,

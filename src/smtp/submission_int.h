@@ -1,0 +1,96 @@
+/* submission_int.h: private to submission.c (the session owner) and
+ * submit_message.c (the end-of-DATA pipeline): the per-connection state and
+ * the module state made by smtp_init. Loop thread only, except where a
+ * field says a worker reads it. */
+#ifndef CM_SMTP_SUBMISSION_INT_H
+#define CM_SMTP_SUBMISSION_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/spool.h"
+#include "filter/filter.h"
+#include "smtp/queue.h"
+#include "smtp/smtp_session.h"
+#include "store/accounts.h"
+#include "store/maildir.h"
+
+struct config;
+struct conn;
+
+/* Module state (smtp_init). */
+struct smtp_module {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct smtp_ratelimit *ratelimit;
+    struct quota_cache *quota;
+    struct store_async *store;
+    char *spool_dir, *queue_dir;
+    uint64_t msg_counter; /* for queue ids of local-only messages */
+};
+extern struct smtp_module smtp_mod;
+
+/* One message between MESSAGE_DONE and its final reply. Workers read the
+ * inputs and write the outputs of the stage they run; the loop thread owns
+ * the rest. */
+struct submit_msg {
+    uv_work_t work;
+    struct sub *s;
+    uint64_t t0_ns;             /* MESSAGE_DONE time (submit-to-stored latency) */
+    const char *data;           /* the spool view */
+    size_t len;
+    const char **all_rcpts;     /* envelope recipients, for the filter */
+    size_t n_all;
+    const char *mail_from;
+    struct filter_result fr;    /* worker: the filter's decision */
+    int prep_rc;                /* worker: 0, or -1 out of memory */
+    struct buf clean;           /* worker: submission cleanup (queue copy) */
+    struct buf local;           /* worker: + delivery cleanup (Maildir copy) */
+    struct store_rcpt *lr;      /* local recipients, deduplicated */
+    char (*laddr)[STORE_ADDR_MAX + 1];
+    char (*ldir)[4096];
+    size_t n_local;
+    const char **remote;        /* remote recipients, deduplicated */
+    size_t n_remote;
+    unsigned waiting;           /* delivery parts outstanding */
+    int queue_status;           /* 0 or -errno */
+    bool queued;
+    char queue_id[QUEUE_ID_LEN];
+    char reply[FILTER_REPLY_MAX];
+};
+
+/* One submission connection. Freed when the connection is gone AND no
+ * asynchronous work refers to it any more (busy == 0). */
+struct sub {
+    struct conn *c;
+    struct smtp_session *ss;
+    struct spool spool;
+    struct store_login_req *login; /* pending AUTH, or NULL */
+    unsigned busy;                 /* callbacks still to come */
+    bool gone;                     /* closed() was called */
+    bool acting;                   /* the pending action is being performed */
+    bool transport;                /* ...by net.c (TLS handshake): hands off the timer */
+    bool closing;                  /* conn_close was called: no more actions */
+    bool shutdown;                 /* say 421 once the message in flight is answered */
+    struct submit_msg *msg;
+};
+
+/* submission.c: drives the session after an asynchronous step finished
+ * (writes output, performs the next action). Frees s when it is gone and
+ * idle; returns false then. */
+bool sub_continue(struct sub *s);
+/* Reference counting for asynchronous work: sub_hold before starting it,
+ * sub_release in its completion (returns false when s was freed). */
+void sub_hold(struct sub *s);
+bool sub_release(struct sub *s);
+
+/* submit_message.c: handles SMTP_ACT_MESSAGE_DONE: filter, cleanup, local
+ * delivery, queueing; resumes the session with the final reply. */
+void submit_message_start(struct sub *s, const struct smtp_envelope *env);
+/* Frees what a message holds (the session is gone or done). */
+void submit_message_free(struct submit_msg *m);
+
+#endif
