@@ -31,7 +31,7 @@ struct io {
     struct store_login_req *login;
     struct turn_req *turn;
     z_stream *zin, *zout;
-    bool working, gone, wait_drain;
+    bool working, gone, wait_drain, shutdown_later;
 };
 
 static void step(struct io *io);
@@ -171,6 +171,10 @@ static void after_work(uv_work_t *w, int status)
         return;
     }
     imap_session_resume_work(io->s);
+    if (io->shutdown_later) {
+        io->shutdown_later = false;
+        imap_session_shutdown(io->s);
+    }
     step(io);
 }
 
@@ -349,8 +353,12 @@ static void io_timeout(void *ud)
 static void io_shutdown(void *ud)
 {
     struct io *io = ud;
-    imap_session_shutdown(io->s);
-    if (!io->working && !io->login && !io->turn)
+    if (io->working) { /* the worker owns the session now */
+        io->shutdown_later = true;
+        return;
+    }
+    imap_session_shutdown(io->s); /* deferred by the machine while an action runs */
+    if (!io->login && !io->turn)
         step(io);
 }
 

@@ -260,3 +260,19 @@ def test_plain_port_logindisabled(srv):
         assert "LOGINDISABLED" in caps and "STARTTLS" in caps and "AUTH=PLAIN" not in caps
         _, tagged = c.imap_cmd("a", f"LOGIN {USER} {PASSWORD}")
         assert tagged.startswith("a NO"), tagged
+
+
+def test_large_fetch_streams_in_steps(srv):
+    """FETCH output past 256 KiB yields and resumes after the socket drained."""
+    m = login(srv)
+    bodies = []
+    for i in range(6):
+        body = (f"Subject: big{i}\r\n\r\n".encode() + bytes([65 + i]) * 300_000 + b"\r\n")
+        bodies.append(body)
+        append(m, body)
+    m.select("INBOX")
+    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "OK"
+    got = [d[1] for d in data if isinstance(d, tuple)]
+    assert got == bodies
+    m.logout()
