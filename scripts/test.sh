@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2 (and .ci/run): install dependencies, build, and run every
-# test: unit tests (ctest) and integration tests (pytest) on a normal build,
+# test: unit tests (ctest), integration tests and interop tests with real
+# clients (pytest: Delta Chat, mbsync, offlineimap, swaks, Chromium) on a normal build,
 # the same again on an ASan+UBSan build, then a short run of every fuzz harness.
 #   CM_FUZZ_SECONDS   seconds per fuzz harness (default 30)
 #   CM_SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
@@ -17,6 +18,8 @@ run_suite() {   # $1 = build dir
   (cd "$dir" && ctest --output-on-failure -j "$(nproc)") || fail=1
   step "integration tests ($dir)"
   CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration || fail=1
+  step "interop tests: Delta Chat, mbsync, offlineimap ($dir)"
+  CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/interop || fail=1
 }
 
 step "build (release)"

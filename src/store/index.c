@@ -134,11 +134,22 @@ static bool idx_check(struct idx *ix, bool *empty)
     return rc == 0 && v == IDX_SCHEMA_VERSION && !ix->corrupt;
 }
 
+/* A selected folder keeps its connection while the session is active:
+ * keep it small. No lookaside arena (SQLite's default reserves 120 KiB per
+ * connection) and a page cache of a few pages - the index of a chatmail
+ * inbox is a handful of pages, and the OS page cache holds the file. */
+static void idx_tune(sqlite3 *db)
+{
+    sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
+    sqlite3_exec(db, "PRAGMA cache_size=32;", NULL, NULL, NULL);
+}
+
 static int idx_try_open(const char *path, struct idx *ix, bool *empty)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &ix->db, flags, NULL) != SQLITE_OK)
         return -1;
+    idx_tune(ix->db);
     sqlite3_busy_timeout(ix->db, IDX_BUSY_MS);
     if (sqlite3_exec(ix->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
                      NULL) != SQLITE_OK)
@@ -201,6 +212,7 @@ static int idx_reopen(struct idx *ix)
         ix->corrupt = true;
         return -1;
     }
+    idx_tune(ix->db);
     sqlite3_busy_timeout(ix->db, IDX_BUSY_MS);
     if (note(ix, sqlite3_exec(ix->db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL)) !=
         SQLITE_OK) {
