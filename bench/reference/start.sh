@@ -79,7 +79,13 @@ IFS= read -r -d '' pass <&3 || exit 111
 d="$R/mail/\$user"
 exec 9>"$R/mail/.create.lock"
 flock 9
-[ -e "\$d/password" ] && exit 1
+if [ -e "\$d/password" ]; then  # created meanwhile (IMAP and SMTP at once): verify, as doveauth does
+    h=\$(cut -d: -f2- "\$d/password"); h=\${h#"{SHA512-CRYPT}"}
+    salt=\$(cut -d'\$' -f3 <<< "\$h")
+    [ "\$(openssl passwd -6 -salt "\$salt" -stdin <<< "\$pass")" = "\$h" ] || exit 1
+    flock -u 9
+    exec "\$1"
+fi
 mkdir -p "\$d" && chmod 700 "\$d"
 printf '%s:{SHA512-CRYPT}%s\n' "\$user" "\$(openssl passwd -6 -stdin <<< "\$pass")" > "\$d/password"
 : > "\$d/enforceE2EEincoming"

@@ -123,29 +123,12 @@ class ReferenceTarget(Target):
                                 stdin=subprocess.DEVNULL, stdout=f, stderr=f, timeout=600).returncode
         if rc != 0:
             raise RuntimeError(f"bench/reference/start.sh failed:\n{log.read_text()}")
-        self._fix_create_race()
         self._add_submission()
         from refstandin import StandIn
         self.standin = StandIn(self.ip, DOMAIN, self.refdir / "ca/server.fullchain.pem",
                                self.refdir / "ca/server.key")
         self.standin.start()
         return self
-
-    def _fix_create_race(self):
-        """Delta Chat logs in over IMAP and SMTP at the same time; the stock
-        checkpassword script refuses the second first-login (the file exists
-        already) while doveauth verifies it. Make the script verify it."""
-        script = self.refdir / "create-account.sh"
-        text = script.read_text()
-        old = '[ -e "$d/password" ] && exit 1\n'
-        new = ('if [ -e "$d/password" ]; then\n'
-               '    h=$(cut -d: -f2- "$d/password"); h=${h#"{SHA512-CRYPT}"}\n'
-               '    salt=$(cut -d\'$\' -f3 <<< "$h")\n'
-               '    [ "$(openssl passwd -6 -salt "$salt" -stdin <<< "$pass")" = "$h" ] || exit 1\n'
-               '    exec "$1"\n'
-               'fi\n')
-        if old in text:
-            script.write_text(text.replace(old, new))
 
     def _add_submission(self):
         """587 with STARTTLS, AUTH only after TLS, like chatmail's submission service."""
