@@ -27,7 +27,7 @@ def need_tools():
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=600)
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
-        pytest.skip(f"missing {missing}: apt-get install {' '.join(PACKAGES)}")
+        cmtest.require(False, f"missing {missing}: apt-get install {' '.join(PACKAGES)}")
 
 
 @pytest.fixture

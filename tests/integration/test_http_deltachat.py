@@ -45,14 +45,14 @@ process.exit(0);
 
 def ensure_client():
     if not shutil.which("node") or not shutil.which("unshare") or os.geteuid() != 0:
-        pytest.skip("needs node, unshare and root (for a private /etc/hosts)")
+        cmtest.require(False, "needs node, unshare and root (for a private /etc/hosts)")
     mod = os.path.join(CACHE, "node_modules", "@deltachat", "stdio-rpc-server")
     if not os.path.isdir(mod):
         os.makedirs(CACHE, exist_ok=True)
         r = subprocess.run(["npm", "install", "--prefix", CACHE, "--no-audit", "--no-fund", *PKGS],
                            capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
-            pytest.skip(f"npm install {' '.join(PKGS)} failed: {r.stderr[-500:]}")
+            cmtest.require(False, f"npm install {' '.join(PKGS)} failed: {r.stderr[-500:]}")
 
 
 def imap_login_works(ip, creds):

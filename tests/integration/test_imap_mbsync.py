@@ -15,7 +15,9 @@ from cmtest import DOMAIN, HOST, client_context
 USER = f"mbsync123@{DOMAIN}"
 PASSWORD = "mbsync-password-1"
 
-pytestmark = pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync not installed")
+@pytest.fixture(autouse=True)
+def _mbsync():
+    cmtest.require(shutil.which("mbsync") is not None, "isync not installed")
 
 
 def imap(srv):

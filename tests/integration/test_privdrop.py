@@ -18,11 +18,12 @@ def proc_ids(pid):
     return ids
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
+@pytest.fixture
+def needs_root():
+    cmtest.require(os.geteuid() == 0, "privilege drop needs root")
 
 
-@needs_root
-def test_drops_to_run_as_user(server):
+def test_drops_to_run_as_user(server, needs_root):
     nobody = pwd.getpwnam("nobody")
     srv = server(extra={"run_as_user": "nobody"})
     ids = proc_ids(srv.pid)
@@ -37,8 +38,7 @@ def test_drops_to_run_as_user(server):
     c.close()
 
 
-@needs_root
-def test_unknown_run_as_user_is_an_error(server):
+def test_unknown_run_as_user_is_an_error(server, needs_root):
     srv = server(extra={"run_as_user": "no-such-user-xyz"}, start=False)
     with pytest.raises(cmtest.ServerStartError) as e:
         srv.start(attempts=1)

@@ -10,7 +10,9 @@ import pytest
 import cmtest
 from submit_helpers import PASSWORD, addr, fixture, stored, login
 
-pytestmark = pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
+@pytest.fixture(autouse=True)
+def _swaks():
+    cmtest.require(shutil.which("swaks") is not None, "swaks not installed")
 
 ALICE, BOB = addr("alice0001"), addr("bob000002")
 

@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
+import cmtest  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("integration_conftest", HERE.parent / "integration" / "conftest.py")
 _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
@@ -47,7 +49,7 @@ _TIMES = []
 @pytest.fixture(scope="session")
 def reference_target(tmp_path_factory):
     if os.geteuid() != 0:
-        pytest.skip("the reference stand-in needs root")
+        cmtest.require(False, "the reference stand-in needs root")
     ref = targets.ReferenceTarget(tmp_path_factory.mktemp("ref"))
     try:
         ref.start()
@@ -71,7 +73,7 @@ def target(request, tmp_path):
 def dc_client():
     why = dcrpc.ensure_client()
     if why:
-        pytest.skip(why)
+        cmtest.require(False, why)
     return dcrpc.BINARY
 
 

@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+import cmtest
+
 from maildirs import LocalMaildir, make_message, server_state, server_do, uid_of, run, imap_create_account
 
 CONFIG = """IMAPAccount relay
@@ -39,7 +41,7 @@ Sync All
 @pytest.fixture
 def mbsync():
     if not shutil.which("mbsync"):
-        pytest.skip("mbsync not installed (Debian package isync)")
+        cmtest.require(False, "mbsync not installed (Debian package isync)")
     return shutil.which("mbsync")
 
 

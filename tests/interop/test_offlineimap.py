@@ -9,6 +9,8 @@ import ssl
 
 import pytest
 
+import cmtest
+
 from maildirs import LocalMaildir, make_message, server_state, server_do, uid_of, run, imap_create_account
 
 CONFIG = """[general]
@@ -41,7 +43,7 @@ maxconnections = 1
 @pytest.fixture
 def offlineimap():
     if not shutil.which("offlineimap"):
-        pytest.skip("offlineimap not installed (Debian package offlineimap3)")
+        cmtest.require(False, "offlineimap not installed (Debian package offlineimap3)")
     return shutil.which("offlineimap")
 
 
