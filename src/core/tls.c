@@ -57,24 +57,6 @@ struct tls_conn {
     unsigned collecting : 1, established : 1, peer_closed : 1, closing : 1, failed : 1;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                         const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static const char *ossl_reason(const char *fallback)
-{
-    const char *r = ERR_reason_error_string(ERR_peek_last_error());
-    ERR_clear_error();
-    return r ? r : fallback;
-}
-
 /* ---------- the BIO between OpenSSL and the owner ---------- */
 
 static BIO_METHOD *bio_method;
@@ -255,8 +237,8 @@ static int build_ctxs(const struct tls_server *ts, SSL_CTX **ctx, char *err, siz
     for (int i = 0; i < N_POLICIES && r == 0; i++) {
         ctx[i] = server_ctx((enum tls_policy)i, &pair);
         if (!ctx[i]) {
-            set_err(err, errlen, "cannot use certificate %s: %s", ts->cert_path,
-                    ossl_reason("out of memory"));
+            tls_set_err(err, errlen, "cannot use certificate %s: %s", ts->cert_path,
+                    tls_ossl_reason("out of memory"));
             free_ctxs(ctx);
             r = -1;
         }
@@ -285,14 +267,14 @@ static int server_paths(struct tls_server *ts, const struct config *cfg, char *e
         ts->cert_path = dup_or_null(cfg->tls_cert_path, &oom);
         ts->key_path = dup_or_null(cfg->tls_key_path, &oom);
         if (!oom && (!ts->cert_path || !ts->key_path)) {
-            set_err(err, errlen, "no certificate or key path configured");
+            tls_set_err(err, errlen, "no certificate or key path configured");
             return -1;
         }
     } else {
         char cert[LIM_TLS_PATH], key[LIM_TLS_PATH];
         const char *dir = cfg->state_dir ? cfg->state_dir : "/var/lib/chatmaild";
         if (tls_selfsigned_paths(dir, cert, key, sizeof cert) < 0) {
-            set_err(err, errlen, "state_dir too long");
+            tls_set_err(err, errlen, "state_dir too long");
             return -1;
         }
         ts->cert_path = dup_or_null(cert, &oom);
@@ -302,12 +284,12 @@ static int server_paths(struct tls_server *ts, const struct config *cfg, char *e
         ts->domain = dup_or_null(cfg->mail_domain_bare ? cfg->mail_domain_bare
                                                        : cfg->mail_domain, &oom);
         if (!oom && !ts->domain && !ts->ipv4) {
-            set_err(err, errlen, "no mail_domain for the self-signed certificate");
+            tls_set_err(err, errlen, "no mail_domain for the self-signed certificate");
             return -1;
         }
     }
     if (oom)
-        set_err(err, errlen, "out of memory");
+        tls_set_err(err, errlen, "out of memory");
     return oom ? -1 : 0;
 }
 
@@ -323,7 +305,7 @@ int tls_server_new(struct tls_server **out, const struct config *cfg, char *err,
     struct tls_server *ts = calloc(1, sizeof *ts);
     if (!ts || !bio_method) {
         free(ts);
-        set_err(err, errlen, "out of memory");
+        tls_set_err(err, errlen, "out of memory");
         return -1;
     }
     if (server_paths(ts, cfg, err, errlen) < 0 || build_ctxs(ts, ts->ctx, err, errlen) < 0) {
@@ -367,7 +349,7 @@ int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size
     struct tls_client *tc = calloc(1, sizeof *tc);
     if (!tc || !bio_method || !(tc->ctx = SSL_CTX_new(TLS_client_method()))) {
         free(tc);
-        set_err(err, errlen, "cannot create TLS client context: %s", ossl_reason("out of memory"));
+        tls_set_err(err, errlen, "cannot create TLS client context: %s", tls_ossl_reason("out of memory"));
         return -1;
     }
     SSL_CTX_set_mode(tc->ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -375,16 +357,16 @@ int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size
     SSL_CTX_set_min_proto_version(tc->ctx, TLS1_2_VERSION);
     FILE *f = ca_file ? fopen(ca_file, "rb") : NULL;
     if (ca_file && !f) {
-        set_err(err, errlen, "cannot read CA file %s: %s", ca_file, strerror(errno));
+        tls_set_err(err, errlen, "cannot read CA file %s: %s", ca_file, strerror(errno));
     } else if (f) {
         fclose(f);
         if (SSL_CTX_load_verify_locations(tc->ctx, ca_file, NULL) == 1)
             return *out = tc, 0;
-        set_err(err, errlen, "cannot load CA file %s: %s", ca_file, ossl_reason("bad file"));
+        tls_set_err(err, errlen, "cannot load CA file %s: %s", ca_file, tls_ossl_reason("bad file"));
     } else if (SSL_CTX_set_default_verify_paths(tc->ctx) == 1) {
         return *out = tc, 0;
     } else {
-        set_err(err, errlen, "cannot load the system trust store: %s", ossl_reason("unknown"));
+        tls_set_err(err, errlen, "cannot load the system trust store: %s", tls_ossl_reason("unknown"));
     }
     tls_client_free(tc);
     return -1;

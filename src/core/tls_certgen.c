@@ -26,8 +26,7 @@
 #include <openssl/x509v3.h>
 
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                         const char *fmt, ...)
+void tls_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -38,7 +37,7 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errl
 }
 
 /* The reason of the last OpenSSL error, or `fallback`; clears the queue. */
-static const char *ossl_reason(const char *fallback)
+const char *tls_ossl_reason(const char *fallback)
 {
     const char *r = ERR_reason_error_string(ERR_peek_last_error());
     ERR_clear_error();
@@ -51,13 +50,13 @@ static BIO *open_file(const char *path, const char *what, char *err, size_t errl
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+        tls_set_err(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
         return NULL;
     }
     BIO *b = BIO_new_fp(f, BIO_CLOSE);
     if (!b) {
         fclose(f);
-        set_err(err, errlen, "cannot read %s %s: out of memory", what, path);
+        tls_set_err(err, errlen, "cannot read %s %s: out of memory", what, path);
     }
     return b;
 }
@@ -101,8 +100,8 @@ int tls_pair_load(struct tls_pair *p, const char *cert_path, const char *key_pat
     int r = read_chain(b, p);
     BIO_free(b);
     if (r < 0) {
-        set_err(err, errlen, "cannot parse certificate %s: %s", cert_path,
-                ossl_reason("no certificate found"));
+        tls_set_err(err, errlen, "cannot parse certificate %s: %s", cert_path,
+                tls_ossl_reason("no certificate found"));
         goto fail;
     }
     b = open_file(key_path, "private key", err, errlen);
@@ -111,13 +110,13 @@ int tls_pair_load(struct tls_pair *p, const char *cert_path, const char *key_pat
     p->key = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
     BIO_free(b);
     if (!p->key) {
-        set_err(err, errlen, "cannot parse private key %s: %s", key_path,
-                ossl_reason("no private key found"));
+        tls_set_err(err, errlen, "cannot parse private key %s: %s", key_path,
+                tls_ossl_reason("no private key found"));
         goto fail;
     }
     if (X509_check_private_key(p->leaf, p->key) != 1) {
         ERR_clear_error();
-        set_err(err, errlen, "certificate and key do not match: %s, %s", cert_path, key_path);
+        tls_set_err(err, errlen, "certificate and key do not match: %s, %s", cert_path, key_path);
         goto fail;
     }
     return 0;
@@ -250,7 +249,7 @@ static int write_atomic(const char *path, BIO *mem, mode_t mode, char *err, size
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
-        set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        tls_set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
     int r = (len > 0 && data) ? fileio_write_all(fd, data, (size_t)len) : -1;
@@ -266,7 +265,7 @@ static int write_atomic(const char *path, BIO *mem, mode_t mode, char *err, size
         saved = errno;
     }
     if (r != 0) {
-        set_err(err, errlen, "cannot write %s: %s", path, strerror(saved));
+        tls_set_err(err, errlen, "cannot write %s: %s", path, strerror(saved));
         unlink(tmp);
     }
     return r;
@@ -276,7 +275,7 @@ static int make_dir(const char *path, char *err, size_t errlen)
 {
     if (mkdir(path, 0700) == 0 || errno == EEXIST)
         return 0;
-    set_err(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+    tls_set_err(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
     return -1;
 }
 
@@ -285,7 +284,7 @@ static int make_dirs(const char *state_dir, char *err, size_t errlen)
 {
     char dir[LIM_TLS_PATH];
     if (snprintf(dir, sizeof dir, "%s/tls", state_dir) >= (int)sizeof dir) {
-        set_err(err, errlen, "state_dir too long");
+        tls_set_err(err, errlen, "state_dir too long");
         return -1;
     }
     if (make_dir(state_dir, err, errlen) < 0 || make_dir(dir, err, errlen) < 0)
@@ -300,8 +299,8 @@ static int write_pair(const char *cert_path, const char *key_path, X509 *x, EVP_
     int r = -1;
     if (!kb || !cb || !PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) ||
         !PEM_write_bio_X509(cb, x)) {
-        set_err(err, errlen, "cannot encode the self-signed certificate: %s",
-                ossl_reason("out of memory"));
+        tls_set_err(err, errlen, "cannot encode the self-signed certificate: %s",
+                tls_ossl_reason("out of memory"));
     } else if (write_atomic(key_path, kb, 0600, err, errlen) == 0 &&
                write_atomic(cert_path, cb, 0644, err, errlen) == 0) {
         r = 0;
@@ -317,7 +316,7 @@ int tls_selfsigned_ensure(const char *state_dir, const char *cert_path, const ch
     if (access(cert_path, F_OK) == 0 && access(key_path, F_OK) == 0)
         return 0;
     if (strlen(cert_path) >= LIM_TLS_PATH || strlen(key_path) >= LIM_TLS_PATH) {
-        set_err(err, errlen, "state_dir too long");
+        tls_set_err(err, errlen, "state_dir too long");
         return -1;
     }
     if (make_dirs(state_dir, err, errlen) < 0)
@@ -327,8 +326,8 @@ int tls_selfsigned_ensure(const char *state_dir, const char *cert_path, const ch
     X509 *x = key ? build_cert(key, domain, ipv4) : NULL;
     int r = -1;
     if (!x)
-        set_err(err, errlen, "cannot create a self-signed certificate for %s: %s",
-                ipv4 ? ipv4 : domain, ossl_reason("unknown error"));
+        tls_set_err(err, errlen, "cannot create a self-signed certificate for %s: %s",
+                ipv4 ? ipv4 : domain, tls_ossl_reason("unknown error"));
     else
         r = write_pair(cert_path, key_path, x, key, err, errlen);
     X509_free(x);

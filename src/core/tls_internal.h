@@ -36,4 +36,9 @@ int tls_selfsigned_paths(const char *state_dir, char *cert, char *key, size_t le
 int tls_selfsigned_ensure(const char *state_dir, const char *cert_path, const char *key_path,
                           const char *domain, const char *ipv4, char *err, size_t errlen);
 
+/* Formats an error message into err (when given). */
+void tls_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The reason of the last OpenSSL error, or `fallback`; clears the queue. */
+const char *tls_ossl_reason(const char *fallback);
+
 #endif
