@@ -163,23 +163,23 @@ enum cmd_result cmd_select(struct imap_session *s, struct imap_cmd *c)
 static size_t expunge_deleted(struct imap_session *s, const struct seqset *uids)
 {
     size_t n = mailbox_count(s->mb), done = 0;
-    uint32_t *todo = malloc((n ? n : 1) * sizeof *todo);
-    if (!todo)
+    uint32_t *doomed = malloc((n ? n : 1) * sizeof *doomed);
+    if (!doomed)
         return 0;
     const struct mailbox_msg *m = mailbox_msgs(s->mb);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if ((m[i].flags & MB_DELETED) && (!uids || seqset_contains(uids, m[i].uid)))
-            todo[k++] = m[i].uid;
+            doomed[k++] = m[i].uid;
     for (size_t i = 0; i < k; i++) {
         uint64_t modseq;
         const char *err;
-        if (mailbox_expunge(s->mb, todo[i], &modseq, &err) == 0) {
-            imap_note(s, STORE_EV_EXPUNGE, mailbox_name(s->mb), todo[i], 0, modseq);
+        if (mailbox_expunge(s->mb, doomed[i], &modseq, &err) == 0) {
+            imap_note(s, STORE_EV_EXPUNGE, mailbox_name(s->mb), doomed[i], 0, modseq);
             done++;
         }
     }
-    free(todo);
+    free(doomed);
     return done;
 }
 
