@@ -6,6 +6,7 @@
  * 5 s timer, never blocking the loop) - and keeps one timer per
  * connection. Reading pauses while an action runs; a long FETCH resumes
  * only once the queued output drained (backpressure). */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -27,6 +28,7 @@ struct turn_req;
 struct io {
     struct io *prev, *next;   /* every IMAP connection, for the hibernation sweep */
     uint64_t active_ms;       /* loop time of the last input or output */
+    bool hibernated;          /* index connection dropped; cleared by activity */
     struct conn *c;
     struct imap_session *s;
     uv_work_t work;
@@ -51,10 +53,15 @@ static bool sweep_started;
 static void on_sweep(uv_timer_t *t)
 {
     uint64_t now = uv_now(t->loop);
+    unsigned n = 0;
     for (struct io *io = all_ios; io; io = io->next)
-        if (!io->working && !io->login && !io->turn &&
-            now - io->active_ms >= LIM_IMAP_HIBERNATE_MS)
-            imap_session_hibernate(io->s);
+        if (!io->working && !io->login && !io->turn && !io->hibernated &&
+            now - io->active_ms >= LIM_IMAP_HIBERNATE_MS && imap_session_hibernate(io->s)) {
+            io->hibernated = true;
+            n++;
+        }
+    if (n > 0) /* give what the index connections held back to the kernel now */
+        malloc_trim(0);
 }
 
 static void io_link(struct io *io)
@@ -174,7 +181,8 @@ static void flush(struct io *io)
 static void wake(void *ud)
 {
     struct io *io = ud;
-    io->active_ms = uv_now(net_loop()); /* an IDLE update went out */
+    io->active_ms = uv_now(net_loop());
+    io->hibernated = false; /* an IDLE update went out */
     flush(io);
 }
 
@@ -380,6 +388,7 @@ static void io_data(void *ud, const char *p, size_t n)
 {
     struct io *io = ud;
     io->active_ms = uv_now(net_loop());
+    io->hibernated = false;
     feed(io, p, n); /* buffered by the machine while an action runs */
     if (!io->working && !io->login && !io->turn)
         step(io);
