@@ -27,8 +27,8 @@ static const struct imap_cmd_def commands[] = {
     {"NAMESPACE", cmd_namespace, CF_AUTH},
     {"COMPRESS", cmd_compress, CF_AUTH},
     {"CHECK", cmd_noop, CF_SELECTED | CF_WORKER},
-    {"SELECT", cmd_select, CF_AUTH | CF_WORKER},
-    {"EXAMINE", cmd_select, CF_AUTH | CF_WORKER},
+    {"SELECT", cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
+    {"EXAMINE", cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
     {"CLOSE", cmd_close, CF_SELECTED | CF_WORKER},
     {"UNSELECT", cmd_unselect, CF_SELECTED | CF_WORKER},
     {"EXPUNGE", cmd_expunge, CF_SELECTED | CF_WORKER},
@@ -212,7 +212,12 @@ enum cmd_result imap_bad(struct imap_session *s, struct imap_cmd *c, const char 
 void imap_tagged(struct imap_session *s, struct imap_cmd *c, const char *status,
                  const char *fmt, ...)
 {
-    if (s->mb && !(c->def && (c->def->flags & CF_NOEXPUNGE) && !c->uid))
+    /* Changes that raced a SELECT are not appended to its summary: a client
+     * that reads UIDNEXT from the summary (Delta Chat does, to decide
+     * whether to fetch before IDLE) would take them as already known. The
+     * next command, or IDLE's start, reports them. */
+    unsigned fl = c->def ? c->def->flags : 0;
+    if (s->mb && !(fl & CF_SNAPSHOT) && !((fl & CF_NOEXPUNGE) && !c->uid))
         imap_updates(s);
     if (strcmp(status, "OK") == 0)
         s->errors = 0;

@@ -39,6 +39,7 @@ typedef enum cmd_result (*imap_cmd_fn)(struct imap_session *s, struct imap_cmd *
 #define CF_SELECTED 0x04 /* needs a selected mailbox */
 #define CF_WORKER   0x08 /* runs in imap_session_work() */
 #define CF_NOEXPUNGE 0x10 /* no EXPUNGE updates before its tagged reply */
+#define CF_SNAPSHOT 0x20  /* its untagged replies are the state: no updates after them */
 #define CF_ANY (CF_NOTAUTH | CF_AUTH)
 
 struct imap_cmd_def {
