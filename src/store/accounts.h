@@ -65,8 +65,8 @@ int store_pw_verify(const char *stored, const char *password);
 /* Writes "{ARGON2ID}$argon2id$v=19$m=<KiB>,t=<n>,p=1$<salt>$<hash>"
  * (Dovecot 2.3's ARGON2ID format). Returns 0 or -1. */
 int store_pw_hash(const char *password, char *out, size_t outsz);
-/* Cost of new argon2id hashes; 0 keeps a value. Defaults: libsodium's
- * INTERACTIVE limits (t=2, 64 MiB). Tests lower them to save time. */
+/* Cost of new argon2id hashes; 0 keeps a value. Defaults: OWASP's
+ * recommendation (t=2, 19 MiB). Tests lower them to save time. */
 void store_pw_set_argon2_limits(unsigned long long opslimit, size_t memlimit);
 
 /* ---- system resource checks (syslimits.c, §2.4 rule 6) ---- */

@@ -337,7 +337,7 @@ static void *same_login(void *p)
 
 TEST(ten_concurrent_first_logins_one_hash)
 {
-    store_pw_set_argon2_limits(2, 64u << 20); /* the real cost: a wide race window */
+    store_pw_set_argon2_limits(2, 19u << 20); /* the real cost: a wide race window */
     pthread_t th[10];
     struct same_arg args[10];
     memset(args, 0, sizeof args);
@@ -496,7 +496,7 @@ TEST(async_cache_cost_and_invalidation)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    store_pw_set_argon2_limits(2, 64u << 20); /* the real cost */
+    store_pw_set_argon2_limits(2, 19u << 20); /* the real cost */
     store_login_cache_clear();
     CHECK_INT_EQ(async_login(&loop, "cacheuser@example.org", "password123", "192.0.2.9"), STORE_LOGIN_OK);
     struct timespec t0;

@@ -88,13 +88,14 @@ TEST(argon2id_round_trip)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_INT_EQ(store_pw_hash("a fresh password", h, sizeof h), 0);
     double hash_ms = ms_since(&t0);
-    CHECK(strncmp(h, "{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$", 41) == 0);
+    const char *want = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$";
+    CHECK(strncmp(h, want, strlen(want)) == 0);
     CHECK(strchr(h, '\n') == NULL);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_INT_EQ(store_pw_verify(h, "a fresh password"), 1);
     double verify_ms = ms_since(&t0);
     CHECK_INT_EQ(store_pw_verify(h, "a fresh passworD"), 0);
-    printf("argon2id (t=2, m=64 MiB): hash %.1f ms, verify %.1f ms\n", hash_ms, verify_ms);
+    printf("argon2id (t=2, m=19 MiB): hash %.1f ms, verify %.1f ms\n", hash_ms, verify_ms);
     char h2[STORE_HASH_MAX];
     CHECK_INT_EQ(store_pw_hash("a fresh password", h2, sizeof h2), 0);
     CHECK(strcmp(h, h2) != 0); /* random salt */
