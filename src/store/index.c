@@ -5,6 +5,7 @@
  * it can always be rebuilt from the Maildir, so a file that fails to open
  * or check is deleted and recreated. Statements are prepared once. */
 #include "store/index_int.h"
+#include "store/sqlheap.h"
 #include "store/mailbox.h"
 
 #include <pthread.h>
@@ -145,6 +146,7 @@ static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
 static void sqlite_setup(void)
 {
+    (void)sqlheap_install(); /* pages freed at hibernation go back whole */
     sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
     sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 }
