@@ -260,7 +260,7 @@ static void print_results(void)
 
 struct account { char addr[LIM_ADDR]; char local[LIM_ADDR]; char pass[LIM_PASS]; };
 
-static struct account *accts;
+static struct account **accts;   /* each account apart: connections keep pointers */
 static int n_accts, cap_accts, n_file_accts;
 
 static void rand_name(char *out, size_t len, bool letters_first)
@@ -275,11 +275,12 @@ static void acct_push(const char *addr, const char *pass)
 {
     if (n_accts == cap_accts) {
         cap_accts = cap_accts ? cap_accts * 2 : 256;
-        struct account *n = realloc(accts, (size_t)cap_accts * sizeof *n);
+        struct account **n = realloc(accts, (size_t)cap_accts * sizeof *n);
         if (!n) { logmsg("out of memory"); exit(2); }
         accts = n;
     }
-    struct account *a = &accts[n_accts++];
+    struct account *a = xmalloc(sizeof *a);
+    accts[n_accts++] = a;
     snprintf(a->addr, sizeof a->addr, "%s", addr);
     snprintf(a->pass, sizeof a->pass, "%s", pass);
     snprintf(a->local, sizeof a->local, "%s", addr);
@@ -291,14 +292,14 @@ static void acct_push(const char *addr, const char *pass)
  * the file's accounts, wrapping around. */
 static struct account *account_at(int i)
 {
-    if (!opt.create) return &accts[i % n_file_accts];
+    if (!opt.create) return accts[i % n_file_accts];
     while (n_accts <= i) {
         char local[16], addr[LIM_ADDR];
         rand_name(local, 9, true);
         snprintf(addr, sizeof addr, "%s@%s", local, opt.domain);
         acct_push(addr, opt.password);
     }
-    return &accts[i];
+    return accts[i];
 }
 
 static int load_accounts_file(const char *path)

@@ -1,23 +1,29 @@
 /* sqlheap.c: SQLite's own heap (see sqlheap.h).
  *
- * Size-classed blocks in 64 KiB slabs mapped with mmap, each slab aligned to
- * its size so that a block finds its slab header by masking its address;
- * requests above the largest class get a mapping of their own. A slab whose
- * last block comes back is unmapped (one empty slab per class is kept, so a
- * connection opened and closed in a loop does not map and unmap every time).
- * One mutex: SQLite calls come from the workers and the loop thread. */
+ * Size-classed blocks in 64 KiB slabs, each aligned to its size so that a
+ * block finds its slab header by masking its address. Slabs are carved from
+ * 64 MiB regions reserved with mmap (one mapping each: the kernel's limit on
+ * mappings is never near); a slab whose last block comes back is handed to
+ * the kernel with MADV_DONTNEED and reused later (one empty slab per class
+ * stays, so a connection opened and closed in a loop does not churn).
+ * Requests above the largest class (rare: SQLite's big buffers) go to
+ * malloc with a small header. One mutex: SQLite calls come from the workers
+ * and the loop thread. */
 #include "store/sqlheap.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #define SLAB ((size_t)64 * 1024)
-#define HDR ((size_t)64) /* the slab header's room; keeps blocks 16-byte aligned */
-#define BIG UINT32_MAX
+#define REGION ((size_t)64 * 1024 * 1024)
+#define MAX_REGIONS 256 /* 16 GiB of address space at most */
+#define HDR ((size_t)64)   /* the slab header's room; keeps blocks 16-byte aligned */
+#define BIG_HDR ((size_t)16)
 
 static const uint32_t class_size[] = {16,   32,   48,   64,   96,   128,  192,   256,
                                       384,  512,  768,  1024, 1536, 2048, 3072,  4096,
@@ -25,37 +31,83 @@ static const uint32_t class_size[] = {16,   32,   48,   64,   96,   128,  192,  
 #define NCLASS (sizeof class_size / sizeof class_size[0])
 
 struct slab {
-    struct slab *prev, *next; /* the class's slabs that have a free block */
+    struct slab *prev, *next; /* the class's slabs that have a free block; free slabs */
     void *free;               /* returned blocks, linked through their first word */
-    uint32_t cls;             /* class index, or BIG */
+    uint32_t cls;             /* class index */
     uint32_t used;            /* blocks handed out */
     uint32_t cap;             /* blocks the slab holds */
     uint32_t fresh;           /* blocks never handed out (taken from the end) */
-    size_t mapped;            /* bytes of the mapping */
 };
 _Static_assert(sizeof(struct slab) <= HDR, "slab header fits its room");
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct slab *partial[NCLASS]; /* slabs with a free block, per class */
 static unsigned empties[NCLASS];     /* of those, wholly unused ones */
-static size_t mapped_total;
+static struct slab *spare;           /* slabs given back to the kernel, to reuse */
+static char *regions[MAX_REGIONS];
+static size_t n_regions, region_used; /* bytes carved from the newest region */
+static size_t slabs_live;             /* slabs holding memory (not given back) */
+static size_t big_bytes;              /* bytes of big blocks */
 
 static struct slab *slab_of(const void *p) { return (struct slab *)((uintptr_t)p & ~(SLAB - 1)); }
 
-/* n bytes (a multiple of SLAB or of the page size) at a SLAB-aligned address. */
-static void *map_aligned(size_t n)
+static bool in_regions(const void *p)
 {
-    size_t want = n + SLAB;
-    char *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t n = __atomic_load_n(&n_regions, __ATOMIC_ACQUIRE); /* regions only grow */
+    for (size_t i = 0; i < n; i++)
+        if ((const char *)p >= regions[i] && (const char *)p < regions[i] + REGION)
+            return true;
+    return false;
+}
+
+/* A SLAB-aligned region of REGION bytes, reserved without commitment. */
+static char *map_region(void)
+{
+    size_t want = REGION + SLAB;
+    char *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     char *a = (char *)(((uintptr_t)p + SLAB - 1) & ~(SLAB - 1));
     if (a > p)
         munmap(p, (size_t)(a - p));
-    size_t tail = (size_t)(p + want - (a + n));
+    size_t tail = (size_t)(p + want - (a + REGION));
     if (tail)
-        munmap(a + n, tail);
+        munmap(a + REGION, tail);
     return a;
+}
+
+/* A slab's worth of memory (under mu). */
+static struct slab *slab_get(void)
+{
+    struct slab *s = spare;
+    if (s) {
+        spare = s->next;
+    } else {
+        if (n_regions == 0 || region_used == REGION) {
+            if (n_regions == MAX_REGIONS)
+                return NULL;
+            char *r = map_region();
+            if (!r)
+                return NULL;
+            regions[n_regions] = r;
+            __atomic_store_n(&n_regions, n_regions + 1, __ATOMIC_RELEASE);
+            region_used = 0;
+        }
+        s = (struct slab *)(regions[n_regions - 1] + region_used);
+        region_used += SLAB;
+    }
+    slabs_live++;
+    return s;
+}
+
+/* Gives a slab's pages back to the kernel and keeps its address (under mu). */
+static void slab_put(struct slab *s)
+{
+    madvise(s, SLAB, MADV_DONTNEED);
+    s->next = spare; /* the header page comes back zeroed when touched again */
+    spare = s;
+    slabs_live--;
 }
 
 static int class_of(size_t n)
@@ -64,12 +116,6 @@ static int class_of(size_t n)
         if (n <= class_size[i])
             return (int)i;
     return -1;
-}
-
-static size_t page_round(size_t n)
-{
-    size_t pg = 4096;
-    return (n + pg - 1) & ~(pg - 1);
 }
 
 static void unlink_partial(struct slab *s)
@@ -94,17 +140,15 @@ static void push_partial(struct slab *s)
 
 static void *big_alloc(size_t n)
 {
-    size_t len = page_round(HDR + n);
-    struct slab *s = map_aligned(len);
-    if (!s)
+    n = (n + 15) & ~(size_t)15;
+    size_t *h = malloc(BIG_HDR + n);
+    if (!h)
         return NULL;
-    memset(s, 0, sizeof *s);
-    s->cls = BIG;
-    s->mapped = len;
+    h[0] = n;
     pthread_mutex_lock(&mu);
-    mapped_total += len;
+    big_bytes += n;
     pthread_mutex_unlock(&mu);
-    return (char *)s + HDR;
+    return (char *)h + BIG_HDR;
 }
 
 static void *heap_malloc(int nbytes)
@@ -117,7 +161,7 @@ static void *heap_malloc(int nbytes)
     pthread_mutex_lock(&mu);
     struct slab *s = partial[c];
     if (!s) {
-        s = map_aligned(SLAB);
+        s = slab_get();
         if (!s) {
             pthread_mutex_unlock(&mu);
             return NULL;
@@ -125,8 +169,6 @@ static void *heap_malloc(int nbytes)
         memset(s, 0, sizeof *s);
         s->cls = (uint32_t)c;
         s->cap = s->fresh = (uint32_t)((SLAB - HDR) / class_size[c]);
-        s->mapped = SLAB;
-        mapped_total += SLAB;
         push_partial(s);
         empties[c]++;
     }
@@ -150,15 +192,15 @@ static void heap_free(void *p)
 {
     if (!p)
         return;
-    struct slab *s = slab_of(p);
-    if (s->cls == BIG) {
-        size_t len = s->mapped;
+    if (!in_regions(p)) {
+        size_t *h = (size_t *)((char *)p - BIG_HDR);
         pthread_mutex_lock(&mu);
-        mapped_total -= len;
+        big_bytes -= h[0];
         pthread_mutex_unlock(&mu);
-        munmap(s, len);
+        free(h);
         return;
     }
+    struct slab *s = slab_of(p);
     pthread_mutex_lock(&mu);
     uint32_t c = s->cls;
     bool was_full = s->used == s->cap;
@@ -170,8 +212,7 @@ static void heap_free(void *p)
     if (s->used == 0) {
         if (empties[c] >= 1) { /* keep one empty slab per class, return the rest */
             unlink_partial(s);
-            mapped_total -= s->mapped;
-            munmap(s, s->mapped);
+            slab_put(s);
         } else {
             empties[c]++;
         }
@@ -183,8 +224,9 @@ static int heap_size(void *p)
 {
     if (!p)
         return 0;
-    struct slab *s = slab_of(p);
-    return (int)(s->cls == BIG ? s->mapped - HDR : class_size[s->cls]);
+    if (!in_regions(p))
+        return (int)*(size_t *)((char *)p - BIG_HDR);
+    return (int)class_size[slab_of(p)->cls];
 }
 
 static int heap_roundup(int n)
@@ -194,8 +236,7 @@ static int heap_roundup(int n)
     int c = class_of((size_t)n);
     if (c >= 0)
         return (int)class_size[c];
-    size_t r = page_round(HDR + (size_t)n) - HDR;
-    return r > INT32_MAX ? n : (int)r;
+    return (n + 15) & ~15;
 }
 
 static void *heap_realloc(void *p, int nbytes)
@@ -233,7 +274,7 @@ int sqlheap_install(void)
 size_t sqlheap_mapped(void)
 {
     pthread_mutex_lock(&mu);
-    size_t n = mapped_total;
+    size_t n = slabs_live * SLAB + big_bytes;
     pthread_mutex_unlock(&mu);
     return n;
 }
