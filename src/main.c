@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -250,9 +251,26 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Every connection is a descriptor, and an active IMAP session's open
+ * folder three more (SQLite's database, WAL and shared-memory files): take
+ * all the descriptors the hard limit allows (the systemd unit raises it). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    log_info("file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 static int serve(void)
 {
     char err[512];
+    raise_nofile();
     if (make_dir(app.cfg.state_dir) < 0) {
         log_error("cannot create state_dir %s: %s", app.cfg.state_dir, strerror(errno));
         return 1;

@@ -10,6 +10,7 @@
 #define LIM_CONN_TOTAL_MAX       60000        /* hard cap on open sockets */
 #define LIM_HTTP_CONN_MAX        4096         /* HTTP(S) sessions; beyond: 503 */
 #define LIM_LISTEN_BACKLOG       1024
+#define LIM_EMFILE_LOG_MS        10000  /* "out of file descriptors" at most this often */
 #define LIM_PER_IP_DIVISOR       5            /* per client IP cap = cap // 5 (spec §5.3) */
 
 /* --- timeouts, milliseconds --- */

@@ -9,12 +9,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "core/buf.h"
@@ -561,9 +565,58 @@ static void peer_ip(uv_tcp_t *t, char *out, size_t outlen)
     }
 }
 
+/* Out of file descriptors. libuv retries accept() at once after telling us,
+ * so unless the pending connections go away the loop spins and nobody else
+ * is served. They are taken with the slot of a reserved descriptor and
+ * closed at once (the clients see a reset and retry), as libuv's own trick
+ * does, but with a reserve of ours that is always there; the count is
+ * logged at most every LIM_EMFILE_LOG_MS. Should the reserve be lost to a
+ * worker that opened a file in the gap, each retry waits 1 ms so the
+ * workers, who free descriptors, go on. */
+static int reserve_fd = -1;
+static unsigned long shed_count;
+static uint64_t shed_logged_ms;
+
+static void shed_pending(struct listener *l, int status)
+{
+    uv_os_fd_t fd;
+    bool drained = false;
+    if (reserve_fd < 0)
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserve_fd >= 0 && uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0) {
+        close(reserve_fd);
+        for (;;) {
+            int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (c >= 0) {
+                close(c);
+                shed_count++;
+                continue;
+            }
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            drained = errno == EAGAIN || errno == EWOULDBLOCK;
+            break;
+        }
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    uint64_t now = uv_now(net.loop);
+    if (shed_logged_ms == 0 || now - shed_logged_ms >= LIM_EMFILE_LOG_MS) {
+        log_warn("accept on %s port: %s; %lu connection(s) refused since the last report",
+                 kind_names[l->kind], uv_strerror(status), shed_count);
+        shed_logged_ms = now;
+        shed_count = 0;
+    }
+    if (!drained)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        shed_pending(l, status);
+        return;
+    }
     if (status < 0) {
         log_warn("accept on %s port: %s", kind_names[l->kind], uv_strerror(status));
         return;
@@ -654,6 +707,8 @@ int net_init(uv_loop_t *loop, const struct config *cfg, struct tls_server *tls, 
     net.cfg = cfg;
     net.tls = tls;
     net.ipt = ipcount_table_new();
+    if (reserve_fd < 0)
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!net.ipt) {
         snprintf(err, errlen, "out of memory");
         return -1;
