@@ -31,7 +31,7 @@ static const uint32_t class_size[] = {16,   32,   48,   64,   96,   128,  192,  
 #define NCLASS (sizeof class_size / sizeof class_size[0])
 
 struct slab {
-    struct slab *prev, *next; /* the class's slabs that have a free block; free slabs */
+    struct slab *prev, *next; /* the class's slabs that have a free block */
     void *free;               /* returned blocks, linked through their first word */
     uint32_t cls;             /* class index */
     uint32_t used;            /* blocks handed out */
@@ -43,7 +43,8 @@ _Static_assert(sizeof(struct slab) <= HDR, "slab header fits its room");
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct slab *partial[NCLASS]; /* slabs with a free block, per class */
 static unsigned empties[NCLASS];     /* of those, wholly unused ones */
-static struct slab *spare;           /* slabs given back to the kernel, to reuse */
+static struct slab **spares;         /* slabs given back to the kernel, to reuse; */
+static size_t n_spares, cap_spares;   /* kept apart so that their pages stay untouched */
 static char *regions[MAX_REGIONS];
 static size_t n_regions, region_used; /* bytes carved from the newest region */
 static size_t slabs_live;             /* slabs holding memory (not given back) */
@@ -80,10 +81,8 @@ static char *map_region(void)
 /* A slab's worth of memory (under mu). */
 static struct slab *slab_get(void)
 {
-    struct slab *s = spare;
-    if (s) {
-        spare = s->next;
-    } else {
+    struct slab *s = n_spares ? spares[--n_spares] : NULL;
+    if (!s) {
         if (n_regions == 0 || region_used == REGION) {
             if (n_regions == MAX_REGIONS)
                 return NULL;
@@ -101,13 +100,21 @@ static struct slab *slab_get(void)
     return s;
 }
 
-/* Gives a slab's pages back to the kernel and keeps its address (under mu). */
+/* Gives a slab's pages back to the kernel and keeps its address for reuse
+ * (under mu); without room to note it, the address range stays unused. */
 static void slab_put(struct slab *s)
 {
     madvise(s, SLAB, MADV_DONTNEED);
-    s->next = spare; /* the header page comes back zeroed when touched again */
-    spare = s;
     slabs_live--;
+    if (n_spares == cap_spares) {
+        size_t cap = cap_spares ? cap_spares * 2 : 256;
+        struct slab **n = realloc(spares, cap * sizeof(*n));
+        if (!n)
+            return;
+        spares = n;
+        cap_spares = cap;
+    }
+    spares[n_spares++] = s;
 }
 
 static int class_of(size_t n)
