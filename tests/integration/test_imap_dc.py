@@ -164,6 +164,36 @@ def test_idle_instant_exists_and_expunge(srv):
     b.logout()
 
 
+def test_idle_vanished_under_qresync(srv):
+    """With QRESYNC enabled, expunges reach an idling client as VANISHED (RFC
+    7162 3.2.10) in the same turn, flag changes carry MODSEQ, and EXISTS
+    stays EXISTS."""
+    a = login(srv)
+    assert a._simple_command("ENABLE", "QRESYNC")[0] == "OK"
+    a.select("INBOX")
+    tag = a._new_tag().decode()
+    a.send(f"{tag} IDLE\r\n".encode())
+    assert a.readline().startswith(b"+ idling")
+    b = login(srv)
+    append(b)
+    append(b)
+    assert a.readline().decode() == "* 1 EXISTS\r\n"
+    assert a.readline().decode() == "* 2 EXISTS\r\n"
+    b.select("INBOX")
+    b.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+    line = a.readline().decode()
+    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Deleted\) MODSEQ \(\d+\)\)", line), line
+    b.expunge()
+    line = a.readline().decode()
+    assert line == "* VANISHED 1\r\n", line
+    a.send(b"DONE\r\n")
+    assert a.readline().decode().startswith(f"{tag} OK")
+    typ, data = a.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK" and len(data) == 1 and b"UID 2" in data[0], data
+    a.logout()
+    b.logout()
+
+
 def test_metadata_devicetoken(srv):
     m = login(srv)
     for tok in ("1111", "2222"):
