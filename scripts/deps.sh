@@ -2,18 +2,34 @@
 # Installs every Debian package the project needs to build, run and test.
 # Idempotent: when everything is present it changes nothing and asks no mirror.
 # Every other script calls this one first.
+#   scripts/deps.sh                 build + test packages
+#   scripts/deps.sh --build-only    build packages only (scripts/run-dev.sh, scripts/build.sh)
+#   scripts/deps.sh --fresh-check   what scripts/fresh-check.sh needs on the host
+# Packages go in with --no-install-recommends, so what a tool needs at run
+# time but only "recommends" is listed here by name, next to the tool.
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev libuv1-dev libinih-dev node-llhttp libsodium-dev libsqlite3-dev
   libc-ares-dev libcurl4-openssl-dev zlib1g-dev libqrencode-dev libcrypt-dev)
-TEST_PKGS=(python3 python3-pytest openssl curl swaks procps iproute2
-  chromium libnss3-tools zbar-tools isync offlineimap3)
+TEST_PKGS=(
+  python3 python3-pytest python3-pytest-timeout   # pytest + per-test deadlines
+  openssl curl procps iproute2 util-linux mount ca-certificates
+  swaks libnet-ssleay-perl libio-socket-ssl-perl  # swaks: STARTTLS/TLS need Net::SSLeay
+  chromium fonts-liberation libnss3-tools zbar-tools  # headless browser test (certutil, zbarimg)
+  isync                                           # mbsync
+  offlineimap3                                    # python3-imaplib2/-distro are hard deps
+  systemd                                         # systemd-analyze verify of the unit
+)
+FRESH_PKGS=(mmdebstrap git)
 
-want=("${BUILD_PKGS[@]}")
-if [ "${1:-}" != "--build-only" ]; then
-  want+=("${TEST_PKGS[@]}")
-fi
+want=()
+case "${1:-}" in
+  --build-only) want=("${BUILD_PKGS[@]}") ;;
+  --fresh-check) want=("${FRESH_PKGS[@]}") ;;
+  "") want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+  *) echo "usage: $0 [--build-only|--fresh-check]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
@@ -21,6 +37,11 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
+# node + npm (the Delta Chat client is installed with npm by the tests): any
+# node on PATH will do (e.g. a newer one from elsewhere); otherwise Debian's.
+if [ -z "${1:-}" ] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
