@@ -7,8 +7,9 @@
 # scripts/deps.sh), puts a clean clone of this repository's HEAD into it, and
 # runs inside it, as root:
 #   1. scripts/run-dev.sh  - started in the background; must log "ready", answer
-#                            GET / on its HTTP port (8080) and IMAPS (2993), and
-#                            exit 0 on SIGTERM;
+#                            GET / on its HTTP port 8080 (200, or the redirect
+#                            to https), accept on IMAPS 2993, and exit 0 on
+#                            SIGTERM;
 #   2. scripts/test.sh     - must exit 0.
 # The root gets its own mount namespace with /proc, /sys, /dev, /dev/pts,
 # /dev/shm and a tmpfs /tmp; the network is the host's (deps.sh reaches the
@@ -81,7 +82,9 @@ for _ in $(seq 1200); do   # 20 min: deps + build on a busy machine
   if grep -q 'ready$' /tmp/run-dev.log; then ok=1; break; fi
   sleep 1
 done
-tail -5 /tmp/run-dev.log
+grep -m1 '^deps.sh' /tmp/run-dev.log || true
+echo "... $(grep -c 'Building C object' /tmp/run-dev.log || true) C files compiled ..."
+tail -3 /tmp/run-dev.log
 if [ -z "$ok" ]; then
   echo "fresh-check: run-dev.sh never logged ready"; tail -50 /tmp/run-dev.log; kill $pid 2>/dev/null; exit 1
 fi
@@ -89,7 +92,8 @@ exec 3<>/dev/tcp/127.0.0.1/8080
 printf 'GET / HTTP/1.1\r\nHost: _chatmail.localhost\r\nConnection: close\r\n\r\n' >&3
 reply=$(timeout 10 cat <&3 || true); exec 3<&-
 echo "GET / -> $(printf '%s' "$reply" | head -1)"
-printf '%s' "$reply" | head -1 | grep -q '^HTTP/1.1 200' || { echo "fresh-check: no 200 on 8080"; kill $pid; exit 1; }
+printf '%s' "$reply" | grep -i '^location:' || true
+printf '%s' "$reply" | head -1 | grep -Eq '^HTTP/1.1 (200|301)' || { echo "fresh-check: no web page on 8080"; kill $pid; exit 1; }
 exec 3<>/dev/tcp/127.0.0.1/2993 || { echo "fresh-check: IMAPS 2993 refused"; kill $pid; exit 1; }
 exec 3<&-
 echo "IMAPS 2993 accepts connections"

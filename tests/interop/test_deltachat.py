@@ -12,6 +12,9 @@ import urllib.parse
 
 import pytest
 
+# Deadline per test (tests/pytest.ini has the default): real Delta Chat clients: 60 s per RPC wait, 120 s for the 5 MiB attachment, first run npm-installs the client.
+pytestmark = pytest.mark.timeout(600)
+
 HOST = "_relay1.test"
 SELF = 1  # DC_CONTACT_ID_SELF
 STATE_OUT_DELIVERED, STATE_OUT_MDN_RCVD = 26, 28

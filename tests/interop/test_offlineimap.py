@@ -13,6 +13,9 @@ import cmtest
 
 from maildirs import LocalMaildir, make_message, server_state, server_do, uid_of, run, imap_create_account
 
+# Deadline per test (tests/pytest.ini has the default): several offlineimap runs of up to 120 s each.
+pytestmark = pytest.mark.timeout(600)
+
 CONFIG = """[general]
 accounts = relay
 metadata = {meta}
