@@ -19,6 +19,9 @@ import pytest
 
 import cmtest
 
+# Deadline per test (tests/pytest.ini has the default): first run npm-installs the Delta Chat client; one client run of up to 120 s.
+pytestmark = pytest.mark.timeout(600)
+
 CACHE = os.environ.get("CM_DC_CACHE", "/var/cache/chatmaild-tests/dc")
 PKGS = ["@deltachat/stdio-rpc-server@2.57.0", "@deltachat/jsonrpc-client@2.57.0"]
 STD_PORTS = {"smtp_port": 25, "submission_port": 587, "submissions_port": 465, "imap_port": 143,
@@ -27,8 +30,6 @@ STD_PORTS = {"smtp_port": 25, "submission_port": 587, "submissions_port": 465, "
 SCRIPT = r"""
 import { startDeltaChat } from "@deltachat/stdio-rpc-server";
 
-# Deadline per test (tests/pytest.ini has the default): first run npm-installs the Delta Chat client; one client run of up to 120 s.
-pytestmark = pytest.mark.timeout(600)
 const [dir, qr] = process.argv.slice(2);
 const dc = startDeltaChat(dir);
 const out = {};
