@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh --build-only
 bash scripts/build.sh release
 mkdir -p var
+# An installed binary finds appversions.json beside itself; this one is told.
+export CM_APPVERSIONS_FILE=${CM_APPVERSIONS_FILE:-$PWD/config/appversions.json}
 exec build/chatmaild-server -c config/dev.ini "$@"

@@ -24,6 +24,15 @@ run_suite() {   # $1 = build dir
 
 step "build (release)"
 bash scripts/build.sh release
+step "install into a staging prefix; systemd-analyze verify the unit"
+stage=$(mktemp -d)
+if cmake --install build --prefix "$stage" >/dev/null &&
+   systemd-analyze verify "$stage/lib/systemd/system/chatmaild-server.service"; then
+  echo "installed unit verified"
+else
+  fail=1
+fi
+rm -rf "$stage"
 run_suite build
 
 if [ -z "${CM_SKIP_ASAN:-}" ]; then

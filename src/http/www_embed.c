@@ -1,7 +1,8 @@
 /* www_embed.c: the files of www/ (page templates, style sheet, robots.txt)
  * built into the binary with the assembler's .incbin, so the server needs
- * no data directory. Each file is followed by a NUL byte. CM_SOURCE_DIR is
- * the source tree (set by CMakeLists.txt). */
+ * no data directory. Each file is followed by a NUL byte. CM_WWW_DIR is the
+ * source tree's www/, read by the assembler at build time only (set for this
+ * file alone by CMakeLists.txt). */
 #include <stddef.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #define WWW_EMBED(sym, file)                                                          \
     __asm__(".pushsection .rodata\n"                                                  \
             ".global " #sym "\n.hidden " #sym "\n" #sym ":\n"                         \
-            ".incbin \"" CM_SOURCE_DIR "/www/" file "\"\n"                            \
+            ".incbin \"" CM_WWW_DIR "/" file "\"\n"                                   \
             ".global " #sym "_end\n.hidden " #sym "_end\n" #sym "_end:\n"             \
             ".byte 0\n.popsection\n");                                                \
     extern const char sym[], sym##_end[];

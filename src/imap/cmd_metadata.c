@@ -12,9 +12,10 @@
  *   /shared/vendor/deltachat/maxsmtprecipients  1000
  *   /shared/vendor/deltachat/appversions        config/appversions.json
  *                          compacted to one line: $CM_APPVERSIONS_FILE,
- *                          else <source tree>/config/appversions.json
- *                          (CM_SOURCE_DIR), else
- *                          /usr/share/chatmaild-server/appversions.json
+ *                          else <bindir>/../share/chatmaild-server/ beside
+ *                          the running binary (CM_DATA_DIR_FROM_BIN), else
+ *                          the configured data dir (CM_DATA_DIR); never
+ *                          the source tree
  *   /shared/admin          mailto:<privacy_mail>
  *   anything else          NIL
  * Runs on a worker (metadata.json is blocking file I/O). */
@@ -23,6 +24,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "imap/session_int.h"
@@ -31,8 +34,11 @@
 #define MD_TOKEN_KEY "/private/devicetoken"
 #define MD_TURN_KEY "/shared/vendor/deltachat/turn"
 #define MD_APPVERSIONS_MAX (64 * 1024)
-#ifndef CM_SOURCE_DIR
-#define CM_SOURCE_DIR "."
+#ifndef CM_DATA_DIR
+#define CM_DATA_DIR "/usr/local/share/chatmaild-server"
+#endif
+#ifndef CM_DATA_DIR_FROM_BIN
+#define CM_DATA_DIR_FROM_BIN "../share/chatmaild-server"
 #endif
 
 /* The JSON text without whitespace outside strings. */
@@ -60,12 +66,30 @@ static int compact_json(const char *p, size_t n, struct buf *out)
     return str || out->len == 0 || out->data[0] != '{' ? -1 : 0;
 }
 
+/* <directory of the running binary>/CM_DATA_DIR_FROM_BIN/appversions.json
+ * into path; false when /proc/self/exe cannot be read. */
+static bool beside_binary(char *path, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    int len = snprintf(path, size, "%s/" CM_DATA_DIR_FROM_BIN "/appversions.json", exe);
+    return len > 0 && (size_t)len < size;
+}
+
 static int read_appversions(struct buf *out)
 {
-    const char *env = getenv("CM_APPVERSIONS_FILE");
-    const char *paths[] = {env, CM_SOURCE_DIR "/config/appversions.json",
-                           "/usr/share/chatmaild-server/appversions.json"};
-    for (size_t i = 0; i < 3; i++) {
+    char near[PATH_MAX + 64];
+    const char *paths[] = {getenv("CM_APPVERSIONS_FILE"),
+                           beside_binary(near, sizeof near) ? near : NULL,
+                           CM_DATA_DIR "/appversions.json"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         FILE *f = paths[i] ? fopen(paths[i], "re") : NULL;
         if (!f)
             continue;

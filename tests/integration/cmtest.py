@@ -166,6 +166,10 @@ class Server:
         self.cert = cert
         self.overrides = dict(overrides or {})
         self.binary = binary or server_bin()
+        # The binary from the build tree finds appversions.json only when
+        # told (an installed one looks beside itself: test_install.py).
+        self.env = dict(os.environ)
+        self.env.setdefault("CM_APPVERSIONS_FILE", str(REPO_ROOT / "config" / "appversions.json"))
         self.ini = self.tmpdir / "chatmail.ini"
         self.log_path = self.tmpdir / "server.log"
         self.ports = {}
@@ -228,7 +232,7 @@ class Server:
         self.returncode = None
         self.proc = subprocess.Popen([self.binary, "-c", str(self.ini)], stdin=subprocess.DEVNULL,
                                      stdout=self._logfile, stderr=self._logfile,
-                                     cwd=str(self.tmpdir))
+                                     cwd=str(self.tmpdir), env=self.env)
 
         def ready_or_dead():
             if any(line.rstrip().endswith("ready") for line in self.run_log().splitlines()):
