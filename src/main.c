@@ -3,7 +3,7 @@
  *
  *   chatmaild-server -c chatmail.ini            serve
  *   chatmaild-server -c chatmail.ini --check    validate and print the config
- *   chatmaild-server -c chatmail.ini expire [--dry-run] [--days N] [-v]
+ *   chatmaild-server -c chatmail.ini expire [--remove|--dry-run] [--days N] [-v]
  *                                               one expiry pass (spec §5.1)
  */
 #include <errno.h>
@@ -56,11 +56,12 @@ static struct {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
-               "       chatmaild-server -c FILE expire [--dry-run] [--days N] [-v]\n"
+               "       chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
-               "  expire     run one expiry pass now (--dry-run deletes nothing;\n"
-               "             --days N pretends the date is N days earlier)\n"
+               "  expire     one expiry pass now: reports what it would remove;\n"
+               "             --remove removes it (--dry-run: the default, said\n"
+               "             explicitly); --days N pretends the date is N days earlier\n"
                "  --version  print the version and exit\n");
 }
 

@@ -1,5 +1,6 @@
 /* expire_daily.c: runs the expiry pass (expire.c) from the command line
- * (`chatmaild-server -c FILE expire [--dry-run] [--days N] [-v]`) and every
+ * (`chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]`:
+ * reports only unless --remove, like chatmail's chatmail-expire) and every
  * day in-process at a set local time, on libuv's worker pool in batches of
  * EXPIRE_BATCH mailboxes so the loop thread never waits. Also formats the
  * fsreport gauges (§5.5) for the metrics endpoint. */
@@ -40,23 +41,30 @@ static int parse_days(const char *s, long *days)
 
 int expire_cli(const struct config *cfg, int argc, char **argv)
 {
-    bool dry = false, verbose = false;
+    bool remove = false, dry = false, verbose = false;
     long days = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--dry-run")) {
-            dry = true;
+        if (!strcmp(argv[i], "--remove")) {
+            remove = true;
+        } else if (!strcmp(argv[i], "--dry-run")) {
+            dry = true; /* the default, said explicitly */
         } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
             verbose = true;
         } else if (!strcmp(argv[i], "--days") && i + 1 < argc && parse_days(argv[i + 1], &days) == 0) {
             i++;
         } else {
-            fprintf(stderr, "usage: chatmaild-server -c FILE expire [--dry-run] [--days N] [-v]\n");
+            fprintf(stderr, "usage: chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n");
             return 2;
         }
     }
+    if (remove && dry) {
+        fprintf(stderr, "expire: --remove and --dry-run contradict each other\n"
+                        "usage: chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n");
+        return 2;
+    }
     struct expire_params p;
     params_from_config(&p, cfg, (int64_t)time(NULL) - (int64_t)days * 86400);
-    p.dry_run = dry;
+    p.dry_run = !remove;
     p.verbose = verbose;
     struct expire_stats st;
     char err[512], line[256];

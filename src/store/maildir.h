@@ -263,9 +263,9 @@ int expire_summary(const struct expire_stats *s, char *out, size_t cap);
 /* Prometheus text of the fsreport gauges (appended). 0 or -1. */
 int fsreport_format(const struct fsreport *f, struct buf *out);
 
-/* `chatmaild-server -c FILE expire [--dry-run] [--days N]`: argv holds
- * the words after "expire". Prints the summary on stdout; returns the
- * process exit code. */
+/* `chatmaild-server -c FILE expire [--remove|--dry-run] [--days N]`: argv
+ * holds the words after "expire". Deletes only with --remove; prints the
+ * summary on stdout either way; returns the process exit code. */
 struct config;
 int expire_cli(const struct config *cfg, int argc, char **argv);
 

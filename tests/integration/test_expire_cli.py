@@ -1,5 +1,7 @@
-"""test_expire_cli.py: `chatmaild-server -c FILE expire [--dry-run] [--days N]`
-runs one expiry pass (spec §5.1) and prints the summary line."""
+"""test_expire_cli.py: `chatmaild-server -c FILE expire [--remove|--dry-run] [--days N]`
+runs one expiry pass (spec §5.1) and prints the summary line; like chatmail's
+chatmail-expire it only reports unless given --remove (--dry-run: the same
+report, said explicitly)."""
 import os
 import subprocess
 import time
@@ -33,7 +35,7 @@ def run_expire(tmp_path, server_bin, *args):
                           text=True, timeout=cmtest.TIMEOUT)
 
 
-def test_expire_dry_run_then_real(tmp_path, server_bin):
+def test_expire_reports_then_removes(tmp_path, server_bin):
     mail = tmp_path / "mail"
     box = make_mailbox(mail, "abcdefghi@relay1.test", [
         ("new", "1000.M1P1.h,S=10", 10, 30),           # older than delete_mails_after (20)
@@ -43,14 +45,19 @@ def test_expire_dry_run_then_real(tmp_path, server_bin):
     ])
     stale = make_mailbox(mail, "zyxwvutsr@relay1.test", [("new", "1.M1P1.h,S=1", 1, 1)],
                          last_login_days=100)           # inactive for > 90 days
-    r = run_expire(tmp_path, server_bin, "--dry-run")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("Removed 1 out of 2 mailboxes and 2 out of ")
-    assert (box / "new" / "1000.M1P1.h,S=10").exists() and stale.exists()  # dry run deletes nothing
+    doomed = [stale, box / "new" / "1000.M1P1.h,S=10", box / "cur" / "1001.M1P1.h,S=300000:2,S"]
+    reports = []
+    for args in ((), ("--dry-run",), ("-v",)):  # no --remove: report only
+        r = run_expire(tmp_path, server_bin, *args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert r.stdout.startswith("Removed 1 out of 2 mailboxes and 2 out of "), (args, r.stdout)
+        assert all(p.exists() for p in doomed), args  # nothing deleted
+        reports.append(r.stdout.splitlines()[0].rsplit(" in ", 1)[0])
+    assert reports[0] == reports[1] == reports[2]  # same counts (time aside)
 
-    r = run_expire(tmp_path, server_bin)
+    r = run_expire(tmp_path, server_bin, "--remove")
     assert r.returncode == 0, r.stderr
-    assert "Removed 1 out of 2 mailboxes" in r.stdout
+    assert r.stdout.startswith("Removed 1 out of 2 mailboxes and 2 out of "), r.stdout
     assert not stale.exists()
     assert not (box / "new" / "1000.M1P1.h,S=10").exists()
     assert not (box / "cur" / "1001.M1P1.h,S=300000:2,S").exists()
@@ -62,7 +69,9 @@ def test_expire_days_and_usage(tmp_path, server_bin):
     mail = tmp_path / "mail"
     box = make_mailbox(mail, "abcdefghi@relay1.test", [("cur", "5.M1P1.h,S=1:2,S", 1, 1)])
     # --days 25 pretends the date is 25 days earlier: every file looks younger, nothing goes
-    r = run_expire(tmp_path, server_bin, "--days", "25")
+    r = run_expire(tmp_path, server_bin, "--remove", "--days", "25")
     assert r.returncode == 0 and (box / "cur" / "5.M1P1.h,S=1:2,S").exists()
     r = run_expire(tmp_path, server_bin, "--bogus")
     assert r.returncode == 2 and "usage" in r.stderr
+    r = run_expire(tmp_path, server_bin, "--remove", "--dry-run")
+    assert r.returncode == 2 and "contradict" in r.stderr and "usage" in r.stderr
