@@ -1,6 +1,7 @@
-/* fuzz_address.c: login-name normalisation and the creation rules. What
- * store_addr_normalize_n accepts must be safe as one path component
- * under mailboxes_dir and belong to our domain. */
+/* fuzz_address.c: login-name normalisation, recipient mapping (user+tag)
+ * and the creation rules. What store_addr_normalize_n or
+ * store_addr_recipient accepts must be safe as one path component under
+ * mailboxes_dir and belong to our domain. */
 #include "core/config.h"
 #include "store/accounts.h"
 
@@ -19,6 +20,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.mailboxes_dir = "/nonexistent/mail";
     cfg.username_min_length = 1;
     cfg.username_max_length = 64;
+    char in[STORE_ADDR_MAX + 2], rcpt[STORE_ADDR_MAX + 1];
+    size_t k = size < sizeof in - 1 ? size : sizeof in - 1;
+    memcpy(in, data, k);
+    in[k] = '\0';
+    const char *rwhy = NULL;
+    if (store_addr_recipient(&cfg, in, rcpt, sizeof rcpt, &rwhy) == 0) {
+        size_t m = strlen(rcpt);
+        if (m > STORE_ADDR_MAX || strchr(rcpt, '/') || strchr(rcpt, '+') || strstr(rcpt, "..") ||
+            rcpt[0] == '.' || m < 13 || strcmp(rcpt + m - 12, "@example.org") != 0)
+            abort();
+    } else if (!rwhy) {
+        abort();
+    }
     char out[STORE_ADDR_MAX + 1];
     const char *why = NULL;
     if (store_addr_normalize_n(&cfg, (const char *)data, size, out, sizeof out, &why) < 0) {

@@ -134,7 +134,7 @@ static void start_rcpt(struct sub *s, const char *addr)
         smtp_session_resume_rcpt(s->ss, SMTP_RCPT_TEMPFAIL);
         return;
     }
-    if (store_addr_normalize(smtp_mod.cfg, addr, w->addr, sizeof w->addr, &why) < 0) {
+    if (store_addr_recipient(smtp_mod.cfg, addr, w->addr, sizeof w->addr, &why) < 0) {
         free(w);
         smtp_session_resume_rcpt(s->ss, SMTP_RCPT_LOCAL_UNKNOWN);
         return;

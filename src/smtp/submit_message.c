@@ -90,12 +90,13 @@ static bool seen_remote(const struct submit_msg *m, const char *addr)
     return false;
 }
 
-/* Local recipients were found to exist at RCPT time (rcpt->local). */
+/* Local recipients were found to exist at RCPT time (rcpt->local); user+tag
+ * goes to user's mailbox, once per mailbox. */
 static int add_local(struct submit_msg *m, const char *addr)
 {
     const char *why;
     char norm[STORE_ADDR_MAX + 1];
-    if (store_addr_normalize(smtp_mod.cfg, addr, norm, sizeof norm, &why) < 0)
+    if (store_addr_recipient(smtp_mod.cfg, addr, norm, sizeof norm, &why) < 0)
         return -1;
     if (seen_local(m, norm))
         return 0;

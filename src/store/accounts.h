@@ -43,6 +43,14 @@ int store_addr_normalize(const struct config *cfg, const char *login, char *out,
 /* Same checks on a byte string of known length (NUL inside is refused). */
 int store_addr_normalize_n(const struct config *cfg, const char *login, size_t len,
                            char *out, size_t outsz, const char **reason);
+/* The account a recipient address is delivered to, as Postfix's
+ * recipient_delimiter = + does: "user+tag@<mail_domain>" -> "user@<mail_domain>"
+ * (everything from the first '+' of the local part to the '@' dropped; a
+ * local part that starts with '+' is left as it is), then
+ * store_addr_normalize. Every place that accepts a recipient for a local
+ * mailbox uses it; the message itself (its To:) is not changed. */
+int store_addr_recipient(const struct config *cfg, const char *addr, char *out, size_t outsz,
+                         const char **reason);
 /* Creation rules 3-5 of §2.4 on an address: exactly two parts at '@',
  * local-part length within [username_min_length, username_max_length],
  * local part of [a-z0-9._-] only. Returns 0, or -1 with a reason. */

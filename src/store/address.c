@@ -3,7 +3,8 @@
  * Every address that becomes a path under mailboxes_dir passes
  * store_addr_normalize first: Dovecot's username characters only (so no
  * '/', '\\', NUL or space), lower-cased, our domain, no "..", no leading
- * '.', one path component of bounded length. */
+ * '.', one path component of bounded length. A recipient address passes
+ * store_addr_recipient, which first drops a "+tag" from the local part. */
 #include "store/accounts.h"
 
 #include "store/accounts_priv.h"
@@ -81,6 +82,29 @@ int store_addr_normalize(const struct config *cfg, const char *login, char *out,
     }
     return store_addr_normalize_n(cfg, login, strnlen(login, STORE_ADDR_MAX + 1), out,
                                   outsz, reason);
+}
+
+int store_addr_recipient(const struct config *cfg, const char *addr, char *out, size_t outsz,
+                         const char **reason)
+{
+    size_t len = addr ? strnlen(addr, STORE_ADDR_MAX + 1) : 0;
+    const char *at = addr ? memrchr(addr, '@', len) : NULL;
+    const char *plus = at ? memchr(addr, '+', (size_t)(at - addr)) : NULL;
+    if (!plus || plus == addr) /* no tag, or nothing before it: as it is */
+        return addr ? store_addr_normalize_n(cfg, addr, len, out, outsz, reason)
+                    : store_addr_normalize(cfg, addr, out, outsz, reason);
+    char user[STORE_ADDR_MAX + 1];
+    size_t head = (size_t)(plus - addr), tail = len - (size_t)(at - addr);
+    if (len > STORE_ADDR_MAX) {
+        if (outsz)
+            out[0] = '\0';
+        if (reason)
+            *reason = "address too long";
+        return -1;
+    }
+    memcpy(user, addr, head);
+    memcpy(user + head, at, tail);
+    return store_addr_normalize_n(cfg, user, head + tail, out, outsz, reason);
 }
 
 static bool localpart_char_ok(unsigned char c)

@@ -561,10 +561,45 @@ TEST(async_cancel)
     uv_loop_close(&loop);
 }
 
+TEST(address_recipient_plus_tag)
+{
+    char out[STORE_ADDR_MAX + 1];
+    const char *why = NULL;
+    CHECK_INT_EQ(store_addr_recipient(&cfg, "Abcdefghi+Tag@Example.ORG", out, sizeof out, &why), 0);
+    CHECK_STR_EQ(out, "abcdefghi@example.org");
+    CHECK_INT_EQ(store_addr_recipient(&cfg, "abcdefghi+a+b@example.org", out, sizeof out, &why), 0);
+    CHECK_STR_EQ(out, "abcdefghi@example.org");
+    CHECK_INT_EQ(store_addr_recipient(&cfg, "abcdefghi+@example.org", out, sizeof out, &why), 0);
+    CHECK_STR_EQ(out, "abcdefghi@example.org");
+    CHECK_INT_EQ(store_addr_recipient(&cfg, "abcdefghi@example.org", out, sizeof out, &why), 0);
+    CHECK_STR_EQ(out, "abcdefghi@example.org");
+    /* the tag is dropped, never part of a path: any atext in it is fine */
+    CHECK_INT_EQ(store_addr_recipient(&cfg, "abcdefghi+t/x=y@example.org", out, sizeof out, &why), 0);
+    CHECK_STR_EQ(out, "abcdefghi@example.org");
+    static const char *bad[] = {
+        "+tag@example.org", "abcdefghi+tag@other.org", "abc/x+tag@example.org",
+        "abcdefghi+tag", "+@example.org", "", "..ab+c@example.org",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        int rc = store_addr_recipient(&cfg, bad[i], out, sizeof out, &why);
+        if (rc != -1)
+            fprintf(stderr, "accepted: %s -> %s\n", bad[i], out);
+        CHECK_INT_EQ(rc, -1);
+        CHECK(why != NULL);
+    }
+    CHECK_INT_EQ(store_addr_recipient(&cfg, NULL, out, sizeof out, &why), -1);
+    char longname[400];
+    memset(longname, 'a', 300);
+    strcpy(longname + 300, "+t@example.org");
+    CHECK_INT_EQ(store_addr_recipient(&cfg, longname, out, sizeof out, &why), -1);
+}
+
 int main(void)
 {
     setup();
     RUN(address_normalize);
+    RUN(address_recipient_plus_tag);
     RUN(address_creation_rules);
     RUN(create_on_first_login);
     RUN(rule1_nocreate);
