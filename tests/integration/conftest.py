@@ -7,7 +7,8 @@
               extra={key: value}, start=True) -> cmtest.Server, running and
               logged "ready". Every server is stopped at teardown with
               SIGTERM and must exit 0 (an ASan leak report makes it fail);
-              when a test fails, the logs of its servers are printed.
+              when a test fails (or hits its deadline), the tails of its
+              servers' logs are shown with the failure.
 Each server gets its own temporary directory, config and ports on 127.0.0.1.
 """
 import os
@@ -22,6 +23,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+    # A failed setup or call - an assertion, an error, or the deadline of
+    # tests/pytest.ini (pytest-timeout) - shows the tail of each server's log.
+    if rep.when in ("setup", "call") and rep.failed:
+        for srv in getattr(item, "cm_servers", ()):
+            rep.sections.append(("server log", srv.log_tail(200)))
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +53,7 @@ def leaf(test_ca):
 @pytest.fixture
 def server(request, tmp_path, server_bin, test_ca, leaf):
     servers = []
+    request.node.cm_servers = servers  # for pytest_runtest_makereport
 
     def make(mail_domain=cmtest.DOMAIN, selfsigned=False, cert=None, extra=None, start=True):
         """cert: (cert_path, key_path); default: the session leaf (fullchain).
@@ -79,8 +86,4 @@ def server(request, tmp_path, server_bin, test_ca, leaf):
             continue
         if rc != 0:
             problems.append(f"server exited with {rc} (expected 0)\n{srv.log_tail()}")
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed and not problems:  # (problems already carry the log tail)
-        for srv in servers:
-            print(srv.log_tail(200))
-    assert not problems, "\n".join(problems)
+    assert not problems, "\n".join(problems)  # (each with its log tail)
