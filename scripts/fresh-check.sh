@@ -60,6 +60,16 @@ mmdebstrap --variant=minbase --quiet bookworm "$root" \
   "deb $mirror bookworm-updates main" \
   "deb $security bookworm-security main"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Local trust anchors of this machine (e.g. the CA of an HTTPS proxy in front
+# of the npm registry): a new machine behind the same proxy would have them
+# too. ca-certificates (installed by deps.sh) adds them to the system store;
+# node is pointed at that store.
+extra_ca=""
+if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  extra_ca=NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 
 # --- a clean clone of HEAD (committed state only: no local changes, no build dirs)
@@ -112,7 +122,7 @@ exit $rc
 INNER
 )
 say "entering the root"
-env_pass=(CM_FRESH_STAGE="$stage")
+env_pass=(CM_FRESH_STAGE="$stage" $extra_ca)
 while IFS='=' read -r k v; do
   case "$k" in CM_SKIP_*|CM_FUZZ_SECONDS|CM_DC_CACHE) env_pass+=("$k=$v") ;; esac
 done < <(env)
