@@ -130,6 +130,9 @@ rc=0
 unshare --mount --propagation private -- bash -c '
   set -e
   r=$1; shift
+  # the root must be a mount point itself: the tests run `unshare -m`
+  # inside, which makes "/" private and fails (EINVAL) on a plain directory
+  mount --bind "$r" "$r"
   mount -t proc proc "$r/proc"
   mount --rbind /sys "$r/sys"
   mount --rbind /dev "$r/dev"

@@ -235,7 +235,12 @@ TEST(days_option_and_cli)
     char *a3[] = {"--bogus"};
     int rc3 = expire_cli(&cfg, 1, a3);
     char **a4 = NULL;
-    int rc4 = expire_cli(&cfg, 0, a4);
+    int rc4 = expire_cli(&cfg, 0, a4); /* no --remove: reports only */
+    bool kept = there("a@x/cur/1.M1P1Q1.h,S=5:2,S");
+    char *a5[] = {"--remove"};
+    int rc5 = expire_cli(&cfg, 1, a5);
+    char *a6[] = {"--remove", "--dry-run"};
+    int rc6 = expire_cli(&cfg, 2, a6);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
@@ -244,10 +249,14 @@ TEST(days_option_and_cli)
     CHECK_INT_EQ(rc2, 0);
     CHECK_INT_EQ(rc3, 2);
     CHECK_INT_EQ(rc4, 0);
+    CHECK(kept);
+    CHECK_INT_EQ(rc5, 0);
+    CHECK_INT_EQ(rc6, 2);
     CHECK(!there("a@x/cur/1.M1P1Q1.h,S=5:2,S"));
     FILE *f = fopen(out, "r");
-    char l1[256] = "", l2[256] = "", l3[256] = "";
-    CHECK(fgets(l1, sizeof(l1), f) && fgets(l2, sizeof(l2), f) && fgets(l3, sizeof(l3), f));
+    char l1[256] = "", l2[256] = "", l3[256] = "", l4[256] = "";
+    CHECK(fgets(l1, sizeof(l1), f) && fgets(l2, sizeof(l2), f) && fgets(l3, sizeof(l3), f) &&
+          fgets(l4, sizeof(l4), f));
     fclose(f);
     unlink(out);
     const char *e1 = "Removed 0 out of 1 mailboxes and 0 out of 1 files in existing mailboxes in ";
@@ -255,6 +264,7 @@ TEST(days_option_and_cli)
     CHECK(strncmp(l1, e1, strlen(e1)) == 0);
     CHECK(strncmp(l2, e2, strlen(e2)) == 0);
     CHECK(strncmp(l3, e2, strlen(e2)) == 0);
+    CHECK(strncmp(l4, e2, strlen(e2)) == 0); /* --remove: the same line */
     CHECK(strstr(l1, " seconds\n") != NULL);
     teardown();
 }
