@@ -48,6 +48,8 @@ if [ -z "${CM_SKIP_FUZZ:-}" ]; then
   step "build (fuzz)"
   bash scripts/build.sh fuzz
   secs=${CM_FUZZ_SECONDS:-30}
+  min_rate=5000   # executions per second every harness should reach (issue 10)
+  rates=""
   for f in build-fuzz/fuzz_*; do
     [ -x "$f" ] || continue
     name=$(basename "$f")
@@ -55,14 +57,21 @@ if [ -z "${CM_SKIP_FUZZ:-}" ]; then
     work=$(mktemp -d)
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
     step "fuzz $name (${secs}s)"
-    if ! "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 "$work" \
+    if ! "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$work" \
          > "$work.log" 2>&1; then
       tail -50 "$work.log"; fail=1
-    else
-      grep -E '^(#[0-9]+ *DONE|Done)' "$work.log" | tail -1 || true
     fi
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work.log" | tail -1)
+    note=""
+    [ -n "$rate" ] && [ "$rate" -lt "$min_rate" ] && note="  (below $min_rate exec/s)"
+    line=$(printf '%-22s %10s executions %8s exec/s%s' "$name" "${execs:-?}" "${rate:-?}" "$note")
+    echo "$line"
+    rates+="$line"$'\n'
     rm -rf "$work" "$work.log"
   done
+  step "fuzz executions per harness (${secs}s each)"
+  printf '%s' "$rates"
 fi
 
 step "result"

@@ -30,6 +30,7 @@
 #include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
+#include "store/accounts.h"
 #include "store/maildir.h"
 
 #define CM_VERSION "0.1.0"
@@ -47,7 +48,7 @@ static struct {
     uv_loop_t *loop;
     struct config cfg;
     struct tls_server *tls;
-    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t trim;
     struct expire_daily *expiry;
     bool stopping;
@@ -197,6 +198,7 @@ static void on_net_down(void)
     uv_close((uv_handle_t *)&app.sig_term, NULL);
     uv_close((uv_handle_t *)&app.sig_int, NULL);
     uv_close((uv_handle_t *)&app.sig_hup, NULL);
+    uv_close((uv_handle_t *)&app.sig_usr1, NULL);
     log_info("stopped");
 }
 
@@ -235,6 +237,20 @@ static void on_hup(uv_signal_t *s, int signum)
         log_error("SIGHUP: certificate reload failed, keeping the old one: %s", err);
     else
         log_info("SIGHUP: certificate reloaded");
+}
+
+/* SIGUSR1: the daily expiry pass now (it also refreshes the fsreport
+ * gauges of /metrics), as `systemctl start chatmail-expire` did. */
+static void on_usr1(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    if (!app.expiry) {
+        log_warn("SIGUSR1: daily expiry is not scheduled");
+        return;
+    }
+    log_info("SIGUSR1: starting the expiry pass");
+    expire_daily_run_now(app.expiry);
 }
 
 static void register_protocols(void)
@@ -299,9 +315,12 @@ static int serve(void)
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_int);
     uv_signal_init(app.loop, &app.sig_hup);
+    uv_signal_init(app.loop, &app.sig_usr1);
     uv_signal_start(&app.sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&app.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&app.sig_hup, on_hup, SIGHUP);
+    uv_signal_start(&app.sig_usr1, on_usr1, SIGUSR1);
+    metrics_gauge_set(G_ACCOUNTS, store_count_accounts(&app.cfg));
     if (net_start(err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;

@@ -4,21 +4,19 @@
 
 #include "core/buf.h"
 
+#include <stdatomic.h>
+
 static const struct {
     const char *name, *help;
 } counter_info[M_COUNTER_COUNT] = {
     [M_DELIVERED_MAIL] = {"delivered_mail", "Messages stored into a local mailbox"},
     [M_QUOTA_EXCEEDED] = {"quota_exceeded", "Deliveries refused because a mailbox was full"},
-    [M_DKIM_SIGNED] = {"dkim_signed", "Messages DKIM-signed"},
     [M_CREATED_ACCOUNTS] = {"created_accounts", "Accounts created on first login"},
     [M_CREATED_CI_ACCOUNTS] = {"created_ci_accounts", "Created accounts whose address contains ci-"},
     [M_CREATED_NONCI_ACCOUNTS] = {"created_nonci_accounts", "Created accounts, others"},
     [M_REJECTED_REGISTRATIONS] = {"rejected_registrations", "Account creations refused"},
     [M_OUTGOING_ENCRYPTED] = {"outgoing_encrypted_mail_count", "Submitted encrypted messages"},
     [M_OUTGOING_UNENCRYPTED] = {"outgoing_unencrypted_mail_count", "Submitted unencrypted messages"},
-    [M_INCOMING_ENCRYPTED] = {"incoming_encrypted_mail_count", "Received encrypted messages"},
-    [M_INCOMING_UNENCRYPTED] = {"incoming_unencrypted_mail_count", "Received unencrypted messages"},
-    [M_INCOMING_MAILER_DAEMON] = {"incoming_mailer_daemon_mail_count", "Received mailer-daemon reports"},
     [M_REJECTED_UNENCRYPTED] = {"rejected_unencrypted_mail_count", "Unencrypted messages refused"},
     [M_QUOTA_EXPIRE_RUNS] = {"quota_expire_runs", "Quota trims that removed messages"},
     [M_QUOTA_EXPIRE_REMOVED_FILES] = {"quota_expire_removed_files", "Messages removed by quota trims"},
@@ -41,17 +39,32 @@ static const uint64_t bucket_us[] = {250, 500, 1000, 2000, 5000, 10000, 25000, 5
                                      100000, 250000, 500000, 1000000};
 #define N_BUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
-static uint64_t counters[M_COUNTER_COUNT];
-static int64_t gauges[G_GAUGE_COUNT];
+static _Atomic uint64_t counters[M_COUNTER_COUNT];
+static _Atomic int64_t gauges[G_GAUGE_COUNT];
 static uint64_t hist[N_BUCKETS + 1];
 static uint64_t hist_sum_us, hist_count;
 
-void metrics_inc(enum metric_counter c) { counters[c]++; }
-void metrics_add(enum metric_counter c, uint64_t n) { counters[c] += n; }
-uint64_t metrics_get(enum metric_counter c) { return counters[c]; }
-void metrics_gauge_set(enum metric_gauge g, int64_t v) { gauges[g] = v; }
-void metrics_gauge_add(enum metric_gauge g, int64_t d) { gauges[g] += d; }
-int64_t metrics_gauge_get(enum metric_gauge g) { return gauges[g]; }
+void metrics_inc(enum metric_counter c) { metrics_add(c, 1); }
+void metrics_add(enum metric_counter c, uint64_t n)
+{
+    atomic_fetch_add_explicit(&counters[c], n, memory_order_relaxed);
+}
+uint64_t metrics_get(enum metric_counter c)
+{
+    return atomic_load_explicit(&counters[c], memory_order_relaxed);
+}
+void metrics_gauge_set(enum metric_gauge g, int64_t v)
+{
+    atomic_store_explicit(&gauges[g], v, memory_order_relaxed);
+}
+void metrics_gauge_add(enum metric_gauge g, int64_t d)
+{
+    atomic_fetch_add_explicit(&gauges[g], d, memory_order_relaxed);
+}
+int64_t metrics_gauge_get(enum metric_gauge g)
+{
+    return atomic_load_explicit(&gauges[g], memory_order_relaxed);
+}
 
 void metrics_observe_delivery_us(uint64_t us)
 {
@@ -92,14 +105,14 @@ int metrics_render(struct buf *out)
     for (int i = 0; i < M_COUNTER_COUNT; i++)
         rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[i].name,
                          counter_info[i].help, counter_info[i].name, counter_info[i].name,
-                         (unsigned long long)counters[i]);
+                         (unsigned long long)metrics_get((enum metric_counter)i));
     rc |= buf_append_str(out, "# HELP connections Open sessions per protocol\n"
                               "# TYPE connections gauge\n");
     for (int i = 0; i < G_GAUGE_COUNT; i++) {
         if (gauge_info[i].help)
             rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", gauge_info[i].name,
                              gauge_info[i].help, gauge_info[i].name);
-        rc |= buf_printf(out, "%s %lld\n", gauge_info[i].name, (long long)gauges[i]);
+        rc |= buf_printf(out, "%s %lld\n", gauge_info[i].name, (long long)metrics_gauge_get((enum metric_gauge)i));
     }
     rc |= render_histogram(out);
     if (extra_render)

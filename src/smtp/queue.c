@@ -1,6 +1,7 @@
 /* queue.c: durable outbound queue files (see queue.h). */
 #include "smtp/queue.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/fileio.h"
+#include "core/metrics.h"
 
 #define QUEUE_MAGIC "CHATMAILD-QUEUE 1\r\n"
 #define QUEUE_HEADER_MAX (QUEUE_MAX_RCPTS * 330 + 1024)
@@ -55,8 +57,10 @@ int queue_write(const char *dir, const char *mail_from, const char *const *rcpts
         int e = errno;
         close(fd);
         errno = e;
-        if (rc == 0)
-            rc = rename(tmp, final) == 0 && fileio_fsync_path(dir) == 0 ? 0 : -1;
+        if (rc == 0 && (rc = rename(tmp, final)) == 0) {
+            metrics_gauge_add(G_QUEUE_LENGTH, 1);
+            rc = fileio_fsync_path(dir);
+        }
         if (rc < 0) {
             e = errno;
             unlink(tmp);
@@ -65,6 +69,19 @@ int queue_write(const char *dir, const char *mail_from, const char *const *rcpts
     }
     buf_free(&env);
     return rc;
+}
+
+long queue_count(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.' && (de->d_type == DT_REG || de->d_type == DT_UNKNOWN);
+    closedir(d);
+    return n;
 }
 
 /* ---------- async ---------- */

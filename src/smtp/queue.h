@@ -23,10 +23,16 @@ struct queue_envelope {
     size_t body_offset;       /* where the message starts in the file */
 };
 
-/* Synchronous (worker threads): writes one message durably into dir.
+/* Synchronous (worker threads): writes one message durably into dir and
+ * adds it to the queue_length gauge.
  * id receives the file name. Returns 0, or -1 with errno set. */
 int queue_write(const char *dir, const char *mail_from, const char *const *rcpts, size_t n_rcpts,
                 const char *msg, size_t len, char id[QUEUE_ID_LEN]);
+
+/* Messages in dir (files not starting with '.'), or -1. One readdir: for
+ * the queue_length gauge at start, which queue_write and removals then keep
+ * current. */
+long queue_count(const char *dir);
 
 /* Runs queue_write on the worker pool; cb runs on the loop thread with
  * status 0 or -errno. The strings and the message must stay valid until cb. */

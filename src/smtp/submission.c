@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_ratelimit.h"
 
@@ -353,6 +354,8 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
+    long queued = queue_count(smtp_mod.queue_dir);
+    metrics_gauge_set(G_QUEUE_LENGTH, queued > 0 ? queued : 0);
     smtp_mod.ratelimit = smtp_ratelimit_new(cfg->max_user_send_per_minute,
                                             cfg->max_user_send_burst_size, LIM_RATELIMIT_KEYS);
     smtp_mod.quota = quota_cache_shared(); /* shared with IMAP and expiry */

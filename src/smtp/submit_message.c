@@ -351,7 +351,9 @@ static void undo_work(uv_work_t *req)
     }
     if (m->queued) {
         snprintf(path, sizeof path, "%s/%s", smtp_mod.queue_dir, m->queue_id);
-        if (unlink(path) < 0 && errno != ENOENT)
+        if (unlink(path) == 0)
+            metrics_gauge_add(G_QUEUE_LENGTH, -1);
+        else if (errno != ENOENT)
             log_error("submission: cannot remove %s: %s", path, strerror(errno));
     }
 }

@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@ static int refuse(struct store_login_outcome *out, const char *reason)
     out->result = STORE_LOGIN_REFUSED;
     snprintf(out->reason, sizeof out->reason, "%s", reason);
     log_warn("registration rejected: %s", reason);
+    metrics_inc(M_REJECTED_REGISTRATIONS);
     return out->result;
 }
 
@@ -110,6 +112,9 @@ static int create_locked(const char *dir, const char *password, char *existing, 
     out->created = true;
     out->result = STORE_LOGIN_OK;
     log_info("Created address: %s", out->addr);
+    metrics_inc(M_CREATED_ACCOUNTS);
+    metrics_inc(strncmp(out->addr, "ci-", 3) == 0 ? M_CREATED_CI_ACCOUNTS : M_CREATED_NONCI_ACCOUNTS);
+    metrics_gauge_add(G_ACCOUNTS, 1);
     return 0;
 }
 

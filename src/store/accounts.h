@@ -60,6 +60,9 @@ int store_addr_check_new(const struct config *cfg, const char *addr, const char 
 int store_account_dir(const struct config *cfg, const char *addr, char *out, size_t outsz);
 /* True when the account's password file exists and is not empty. */
 bool store_account_exists(const struct config *cfg, const char *addr);
+/* Entries of mailboxes_dir named like an address that hold a password file
+ * (account_count.c; blocking: call at startup). 0 when there is no tree. */
+long store_count_accounts(const struct config *cfg);
 
 /* ---- password schemes (password.c) ---- */
 

@@ -19,6 +19,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -246,6 +247,10 @@ static size_t trim_mailbox(struct expire_run *x, int mfd, struct mbox_scan *sc, 
     if (removed)
         log_info("quota-expire: %s%zu message(s) from %s",
                  x->p.dry_run ? "dry run, would remove " : "removed ", removed, name);
+    if (removed && !x->p.dry_run) {
+        metrics_inc(M_QUOTA_EXPIRE_RUNS);
+        metrics_add(M_QUOTA_EXPIRE_REMOVED_FILES, removed);
+    }
     return removed;
 }
 
@@ -292,8 +297,12 @@ static bool remove_whole(struct expire_run *x, const struct mbox_scan *sc, const
     if (sc->has_login && sc->last_login < cut) {
         if (x->p.verbose)
             log_info("expire: removing %s/%s", x->base, name);
-        if (!x->p.dry_run && remove_tree(x->basefd, name, 0) < 0)
+        if (x->p.dry_run)
+            return true;
+        if (remove_tree(x->basefd, name, 0) < 0)
             log_warn("expire: could not remove all of %s/%s: %s", x->base, name, strerror(errno));
+        else
+            metrics_gauge_add(G_ACCOUNTS, -1);
         return true;
     }
     if (sc->has_login)

@@ -195,6 +195,12 @@ static void step_done(uv_work_t *w, int status)
         arm(d);
 }
 
+void expire_daily_run_now(struct expire_daily *d)
+{
+    if (!d->stopping)
+        on_timer(&d->timer);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct expire_daily *d = t->data;

@@ -276,6 +276,8 @@ struct expire_daily *expire_daily_start(uv_loop_t *loop, const struct config *cf
                                         int minute, struct quota_cache *qc);
 /* Latest gauges (loop thread); false before the first pass finished. */
 bool expire_daily_report(const struct expire_daily *d, struct fsreport *out);
+/* Starts a pass now unless one is running (SIGUSR1); the daily time stays. */
+void expire_daily_run_now(struct expire_daily *d);
 /* Stops the timer; a running pass finishes and is freed afterwards. */
 void expire_daily_stop(struct expire_daily *d);
 

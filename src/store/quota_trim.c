@@ -7,6 +7,7 @@
 #include "store/maildir.h"
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -137,6 +138,8 @@ int quota_trim(struct quota_cache *qc, const char *account_dir, uint64_t target,
             quota_adjust(qc, account_dir, -(int64_t)res->bytes);
         log_info("quota-expire: removed %u message(s) from %s", res->removed,
                  base_name(account_dir));
+        metrics_inc(M_QUOTA_EXPIRE_RUNS);
+        metrics_add(M_QUOTA_EXPIRE_REMOVED_FILES, res->removed);
     } else if (res->removed) {
         log_info("quota-expire: dry run, would remove %u message(s) from %s", res->removed,
                  base_name(account_dir));
