@@ -388,7 +388,8 @@ def main():
         ca = cmtest.TestCA(Path(tmp.name) / "ca")
         leaf = ca.make_leaf(cmtest.DOMAIN)
         srv = cmtest.Server(Path(tmp.name) / "srv", str(ca.crt), cmtest.DOMAIN,
-                            (str(leaf.fullchain), str(leaf.key)), None, args.bin)
+                            (str(leaf.fullchain), str(leaf.key)), None,
+                            str(Path(args.bin).resolve()))
         srv.start()
         args.port, args.ca = srv.port("imaps"), str(ca.crt)
     users = [f"{args.user_prefix}{i:04d}@{args.domain}" for i in range(args.accounts)]
