@@ -108,8 +108,7 @@ static void run(struct imap_session *s)
     for (int guard = 0; guard < 100000; guard++) {
         switch (imap_session_action(s)) {
         case IMAP_ACT_WORK:
-            imap_session_work(s);
-            imap_session_resume_work(s);
+            imap_session_resume_work(s, imap_session_work(s));
             break;
         case IMAP_ACT_LOGIN: {
             struct store_login_outcome o;

@@ -2,10 +2,12 @@
 # README command 2 (and .ci/run): install dependencies, build, and run every
 # test: unit tests (ctest), integration tests and interop tests with real
 # clients (pytest: Delta Chat, mbsync, offlineimap, swaks, Chromium) on a normal build,
-# the same again on an ASan+UBSan build, then a short run of every fuzz harness.
+# the same again on an ASan+UBSan build, the worker-path tests on a
+# ThreadSanitizer build, then a short run of every fuzz harness.
 #   CM_FUZZ_SECONDS   seconds per fuzz harness (default 30)
 #   CM_SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
 #   CM_SKIP_FUZZ=1    skip the fuzz pass (local iteration only)
+#   CM_SKIP_TSAN=1    skip the ThreadSanitizer pass (local iteration only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -42,6 +44,32 @@ if [ -z "${CM_SKIP_ASAN:-}" ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan
   unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+# ThreadSanitizer: the unit tests and the integration tests that drive the
+# worker paths (IMAP commands on libuv's pool, logins, submission filter and
+# delivery, IDLE notifications racing deliveries), plus a short pipelining
+# stress run. Any report ends the server with 66 (halt_on_error), which the
+# fixtures' "exit 0 at SIGTERM" check and the stress run's own check turn
+# into a failure. tests/tsan.supp: reports judged benign, each with its why.
+# test_imap_idle_race.py is left out: its "while len(seen) < want" loop has no
+# deadline, and under TSan timing it once spun for over an hour (a delivery
+# never seen); to be looked at separately.
+TSAN_TESTS=(test_pipelining.py test_imap_commands.py test_imap_dc.py
+  test_imap_compress_idle.py test_submission.py test_http_deltachat.py test_shutdown.py)
+if [ -z "${CM_SKIP_TSAN:-}" ]; then
+  step "build (tsan)"
+  bash scripts/build.sh tsan
+  export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
+  step "unit tests (build-tsan)"
+  (cd build-tsan && ctest --output-on-failure -j "$(nproc)") || fail=1
+  step "integration tests on worker paths (build-tsan)"
+  (cd tests/integration && CM_PIPELINE_SESSIONS=20 CM_SERVER_BIN="$PWD/../../build-tsan/chatmaild-server" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider "${TSAN_TESTS[@]}") || fail=1
+  step "imap stress, 10 clients x 15 s (build-tsan)"
+  /usr/bin/python3 tests/stress/imap_stress.py --seconds 15 --bin build-tsan/chatmaild-server \
+    || fail=1
+  unset TSAN_OPTIONS
 fi
 
 if [ -z "${CM_SKIP_FUZZ:-}" ]; then

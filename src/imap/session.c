@@ -469,15 +469,21 @@ static void continue_input(struct imap_session *s)
         bye(s, "Server shutting down.");
 }
 
-void imap_session_work(struct imap_session *s)
+/* Worker thread. Runs the current command and hands back what became of
+ * it; s->act, s->busy, s->in and the rest of the loop's fields stay as the
+ * loop left them (IMAP_ACT_WORK), so input that arrives meanwhile is only
+ * buffered. The loop applies the result in imap_session_resume_work(). */
+enum imap_work_result imap_session_work(struct imap_session *s)
 {
     enum cmd_result r = s->cur->def->fn(s, s->cur);
-    s->act = r == CMD_MORE ? IMAP_ACT_WORK : r == CMD_ASYNC ? IMAP_ACT_TURN : IMAP_ACT_NONE;
-    s->busy = r != CMD_DONE;
+    return r == CMD_MORE ? IMAP_WORK_MORE : r == CMD_ASYNC ? IMAP_WORK_ASYNC : IMAP_WORK_DONE;
 }
 
-void imap_session_resume_work(struct imap_session *s)
+void imap_session_resume_work(struct imap_session *s, enum imap_work_result r)
 {
+    s->act = r == IMAP_WORK_MORE ? IMAP_ACT_WORK : r == IMAP_WORK_ASYNC ? IMAP_ACT_TURN
+                                                                        : IMAP_ACT_NONE;
+    s->busy = r != IMAP_WORK_DONE;
     send_notes(s);
     if (s->watch_update || (s->mb == NULL) != (s->watch == NULL))
         update_watch(s);

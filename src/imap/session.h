@@ -23,8 +23,15 @@
  *   wake(ud) is called when the machine wrote output outside of a call from
  *   the owner (an IDLE update from a store watcher).
  *
- * While IMAP_ACT_WORK runs on a worker the owner calls nothing else on the
- * session; store watcher callbacks (loop thread) then only note the change.
+ * Threads, the rule: a worker run gets the session with the action
+ * IMAP_ACT_WORK set by the loop and returns its outcome as a value
+ * (imap_session_work's result); only the loop thread changes the action,
+ * the input buffer, the mode and the watch, in imap_session_resume_work().
+ * While IMAP_ACT_WORK is set, imap_session_input only buffers (nothing is
+ * parsed or run), imap_session_shutdown/timeout only note, and store
+ * watcher callbacks only note the change. The worker touches the command,
+ * the selected mailbox and the output; the owner reads the output only
+ * after the worker returned (uv's after_work orders the two).
  *
  * Threads: commands that touch many files run in imap_session_work() on a
  * worker (SELECT, FETCH, STORE, SEARCH, EXPUNGE, CLOSE, COPY, MOVE, APPEND,
@@ -77,8 +84,17 @@ const char *imap_session_login_user(const struct imap_session *s);
 const char *imap_session_login_password(const struct imap_session *s);
 /* result: enum store_login_result. Wipes the password. */
 void imap_session_resume_login(struct imap_session *s, int result);
-void imap_session_work(struct imap_session *s);
-void imap_session_resume_work(struct imap_session *s);
+/* What a worker run of the current command produced. */
+enum imap_work_result {
+    IMAP_WORK_DONE,  /* tagged reply written */
+    IMAP_WORK_MORE,  /* a long FETCH: run again once the output drained */
+    IMAP_WORK_ASYNC, /* wants the TURN credentials (IMAP_ACT_TURN) */
+};
+/* Worker thread: runs the command; changes none of the loop's fields. */
+enum imap_work_result imap_session_work(struct imap_session *s);
+/* Loop thread: applies the worker's result, then goes on with the input
+ * that was buffered meanwhile. */
+void imap_session_resume_work(struct imap_session *s, enum imap_work_result r);
 void imap_session_resume_starttls(struct imap_session *s);
 void imap_session_resume_turn(struct imap_session *s, const char *line);
 void imap_session_resume(struct imap_session *s);

@@ -32,6 +32,7 @@ struct io {
     struct conn *c;
     struct imap_session *s;
     uv_work_t work;
+    enum imap_work_result work_result; /* written by the worker, read in after_work */
     struct store_login_req *login;
     struct turn_req *turn;
     z_stream *zin, *zout;
@@ -210,10 +211,12 @@ static void start_login(struct io *io)
 
 /* ------------------------------------------------------------------- work */
 
+/* Worker thread: the session's command runs; its outcome comes back as a
+ * value, applied on the loop in after_work (see session.h, Threads). */
 static void work_cb(uv_work_t *w)
 {
     struct io *io = w->data;
-    imap_session_work(io->s);
+    io->work_result = imap_session_work(io->s);
 }
 
 static void io_free(struct io *io);
@@ -227,7 +230,7 @@ static void after_work(uv_work_t *w, int status)
         io_free(io);
         return;
     }
-    imap_session_resume_work(io->s);
+    imap_session_resume_work(io->s, io->work_result);
     if (io->shutdown_later) {
         io->shutdown_later = false;
         imap_session_shutdown(io->s);
