@@ -33,7 +33,7 @@ int imap_parse_flags(struct imap_session *s, const struct imap_arg *a, size_t n,
 {
     *flags = 0;
     for (size_t i = 0; i < n; i++) {
-        if (a[i].type != IMAP_ARG_ATOM || one_flag(s, a[i].str, create, flags) < 0)
+        if ((a[i].type != IMAP_ARG_ATOM && a[i].type != IMAP_ARG_NIL) || one_flag(s, a[i].str, create, flags) < 0)
             return -1;
     }
     return 0;
