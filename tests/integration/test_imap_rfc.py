@@ -229,3 +229,63 @@ def test_search_header_every_field(srv):
     assert cmd(m, 'SEARCH HEADER Received "from"') == "* SEARCH 1 2\r\nT OK Search completed.\r\n"
     assert cmd(m, "SEARCH HEADER X-Tag three") == "* SEARCH\r\nT OK Search completed.\r\n"
     m.logout()
+
+
+# ---- 4. LIST / LSUB return levels that exist only as parents ----
+
+def test_list_lsub_parent_only_levels(srv):
+    m = login(srv, "rfclist10")
+    assert cmd(m, "CREATE par.kid.leaf") == "T OK Create completed.\r\n"
+    assert cmd(m, 'LIST "" "par.%"') == \
+        '* LIST (\\Noselect \\HasChildren) "." "par.kid"\r\nT OK List completed.\r\n'
+    assert cmd(m, 'LIST "" "%"') == ('* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+                                     '* LIST (\\Noselect \\HasChildren) "." "par"\r\n'
+                                     'T OK List completed.\r\n')
+    assert cmd(m, 'LIST "" "par.kid.%"') == \
+        '* LIST (\\HasNoChildren) "." "par.kid.leaf"\r\nT OK List completed.\r\n'
+    assert cmd(m, "SUBSCRIBE par.kid.leaf") == "T OK Subscribe completed.\r\n"
+    assert cmd(m, 'LSUB "" "%"') == \
+        '* LSUB (\\Noselect \\HasChildren) "." "par"\r\nT OK Lsub completed.\r\n'
+    assert cmd(m, 'LSUB "" "par.%"') == \
+        '* LSUB (\\Noselect \\HasChildren) "." "par.kid"\r\nT OK Lsub completed.\r\n'
+    assert cmd(m, 'LSUB "" "*"') == \
+        '* LSUB (\\HasNoChildren) "." "par.kid.leaf"\r\nT OK Lsub completed.\r\n'
+    # the parent level can be created after all, and then is a folder
+    assert cmd(m, "CREATE par") == "T OK Create completed.\r\n"
+    assert cmd(m, 'LIST "" "%"') == ('* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+                                     '* LIST (\\HasChildren) "." "par"\r\n'
+                                     'T OK List completed.\r\n')
+    m.logout()
+
+
+# ---- 8. LIST-EXTENDED: RECURSIVEMATCH, \NonExistent, CHILDINFO ----
+
+def test_list_extended_recursivematch_nonexistent(srv):
+    m = login(srv, "rfclistx1")
+    assert cmd(m, "CREATE par.kid.leaf") == "T OK Create completed.\r\n"
+    assert cmd(m, "CREATE Other") == "T OK Create completed.\r\n"
+    assert cmd(m, "SUBSCRIBE par.kid.leaf") == "T OK Subscribe completed.\r\n"
+    assert cmd(m, "SUBSCRIBE Gone") == "T OK Subscribe completed.\r\n"
+    bad = "T BAD Error in IMAP command LIST: Invalid selection options.\r\n"
+    assert cmd(m, 'LIST (RECURSIVEMATCH) "" "*"') == bad
+    assert cmd(m, 'LIST (REMOTE RECURSIVEMATCH) "" "*"') == bad
+    assert cmd(m, 'LIST (SUBSCRIBED) "" "*"') == (
+        '* LIST (\\NonExistent \\Subscribed) "." "Gone"\r\n'
+        '* LIST (\\HasNoChildren \\Subscribed) "." "par.kid.leaf"\r\n'
+        'T OK List completed.\r\n')
+    assert cmd(m, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"') == (
+        '* LIST (\\NonExistent \\Subscribed) "." "Gone"\r\n'
+        '* LIST (\\NonExistent \\HasChildren) "." "par" ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+        'T OK List completed.\r\n')
+    assert cmd(m, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "par.%" RETURN (CHILDREN)') == (
+        '* LIST (\\NonExistent \\HasChildren) "." "par.kid" ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+        'T OK List completed.\r\n')
+    # a subscribed folder with a subscribed child: \Subscribed and CHILDINFO
+    assert cmd(m, "CREATE par") == "T OK Create completed.\r\n"
+    assert cmd(m, "SUBSCRIBE par") == "T OK Subscribe completed.\r\n"
+    assert cmd(m, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "p%"') == (
+        '* LIST (\\HasChildren \\Subscribed) "." "par" ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+        'T OK List completed.\r\n')
+    # plain LIST does not show a subscription without a folder
+    assert cmd(m, 'LIST "" "G*"') == "T OK List completed.\r\n"
+    m.logout()
