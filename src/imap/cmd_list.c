@@ -334,9 +334,16 @@ static void write_status(struct imap_session *s, const char *name, const struct 
     bool borrowed;
     if (status_open(s, name, &mb, &borrowed) < 0)
         return;
-    size_t count = mailbox_count(mb), unseen = 0;
+    size_t count = mailbox_count(mb), unseen = 0, recent = 0;
     uint64_t size = 0;
+    /* \Recent: not yet claimed by a session (the selected folder: ours) */
+    uint32_t first = UINT32_MAX;
+    const char *err;
+    if (!borrowed && mailbox_recent(mb, false, &first, &err) < 0)
+        first = UINT32_MAX;
     for (size_t i = 0; i < count; i++) {
+        uint32_t uid = mailbox_msgs(mb)[i].uid;
+        recent += borrowed ? imap_recent(s, uid) : uid >= first;
         unseen += !(mailbox_msgs(mb)[i].flags & MB_SEEN);
         size += mailbox_msgs(mb)[i].vsize;
     }
@@ -349,7 +356,7 @@ static void write_status(struct imap_session *s, const char *name, const struct 
         if (imap_arg_atom_eq(a, "MESSAGES"))
             imap_out(s, "%sMESSAGES %zu", sp, count);
         else if (imap_arg_atom_eq(a, "RECENT"))
-            imap_out(s, "%sRECENT 0", sp);
+            imap_out(s, "%sRECENT %zu", sp, recent);
         else if (imap_arg_atom_eq(a, "UIDNEXT"))
             imap_out(s, "%sUIDNEXT %u", sp, mailbox_uidnext(mb));
         else if (imap_arg_atom_eq(a, "UIDVALIDITY"))

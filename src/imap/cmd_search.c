@@ -136,10 +136,15 @@ static int flag_key(struct sctx *x, const char *k)
     for (int i = 0; i < 5; i++)
         if (strcasecmp(k + (un ? 2 : 0), names[i]) == 0)
             return ((f >> i) & 1) != un;
-    if (strcasecmp(k, "ALL") == 0 || strcasecmp(k, "OLD") == 0)
+    if (strcasecmp(k, "ALL") == 0)
         return 1;
-    if (strcasecmp(k, "NEW") == 0 || strcasecmp(k, "RECENT") == 0)
-        return 0;
+    bool recent = imap_recent(x->s, x->m->uid);
+    if (strcasecmp(k, "RECENT") == 0)
+        return recent;
+    if (strcasecmp(k, "OLD") == 0)
+        return !recent;
+    if (strcasecmp(k, "NEW") == 0) /* RECENT UNSEEN */
+        return recent && !(f & MB_SEEN);
     return -1;
 }
 

@@ -171,7 +171,10 @@ def test_nil_astring_and_bracket_atom(srv):
     assert "* 1 EXISTS\r\n" in r and r.endswith("T OK [READ-WRITE] Select completed.\r\n"), r
     assert cmd(m, "SEARCH SUBJECT NIL") == "* SEARCH 1\r\nT OK Search completed.\r\n"
     r = cmd(m, "STORE 1 +FLAGS NIL")
-    assert r.endswith("* 1 FETCH (FLAGS (NIL))\r\nT OK Store completed.\r\n"), r
+    assert r == ("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft NIL)\r\n"
+                 "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft NIL \\*)] "
+                 "Flags permitted.\r\n"
+                 "* 1 FETCH (FLAGS (\\Recent NIL))\r\nT OK Store completed.\r\n"), r
     assert cmd(m, "SEARCH KEYWORD NIL") == "* SEARCH 1\r\nT OK Search completed.\r\n"
     assert cmd(m, "SELECT a[b") == "T NO [NONEXISTENT] Mailbox doesn't exist: a[b\r\n"
     assert cmd(m, "CREATE a[b") == "T OK Create completed.\r\n"
@@ -289,3 +292,98 @@ def test_list_extended_recursivematch_nonexistent(srv):
     # plain LIST does not show a subscription without a folder
     assert cmd(m, 'LIST "" "G*"') == "T OK List completed.\r\n"
     m.logout()
+
+
+# ---- 9. \Recent; FLAGS when a keyword is new to the folder ----
+
+FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+
+def summary_counts(r):
+    return (re.search(r"\* (\d+) EXISTS\r\n", r).group(1), re.search(r"\* (\d+) RECENT\r\n", r).group(1))
+
+
+def test_recent_first_session_only(srv):
+    c = login(srv, "rfcrecent")  # appends only, never selects
+    append(c, b"Subject: one\r\n\r\nx\r\n")
+    append(c, b"Subject: two\r\n\r\nx\r\n")
+    a = login(srv, "rfcrecent")
+    r = cmd(a, "EXAMINE INBOX")  # looks, claims nothing
+    assert "* 2 EXISTS\r\n* 2 RECENT\r\n" in r, r
+    assert cmd(c, "STATUS INBOX (MESSAGES RECENT)") == \
+        '* STATUS "INBOX" (MESSAGES 2 RECENT 2)\r\nT OK Status completed.\r\n'
+    r = cmd(a, "SELECT INBOX")
+    assert "* 2 EXISTS\r\n* 2 RECENT\r\n" in r, r
+    assert cmd(a, "FETCH 1:2 FLAGS") == ("* 1 FETCH (FLAGS (\\Recent))\r\n* 2 FETCH (FLAGS (\\Recent))\r\n"
+                                         "T OK Fetch completed.\r\n")
+    assert cmd(a, "STORE 1 +FLAGS (\\Seen)") == "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\nT OK Store completed.\r\n"
+    assert cmd(a, "SEARCH RECENT") == "* SEARCH 1 2\r\nT OK Search completed.\r\n"
+    assert cmd(a, "SEARCH NEW") == "* SEARCH 2\r\nT OK Search completed.\r\n"
+    assert cmd(a, "SEARCH OLD") == "* SEARCH\r\nT OK Search completed.\r\n"
+    assert cmd(c, "STATUS INBOX (RECENT)") == '* STATUS "INBOX" (RECENT 0)\r\nT OK Status completed.\r\n'
+
+    b = login(srv, "rfcrecent")
+    r = cmd(b, "SELECT INBOX")
+    assert "* 2 EXISTS\r\n* 0 RECENT\r\n" in r, r
+    assert cmd(b, "SEARCH RECENT") == "* SEARCH\r\nT OK Search completed.\r\n"
+    assert cmd(b, "SEARCH OLD") == "* SEARCH 1 2\r\nT OK Search completed.\r\n"
+    assert cmd(b, "FETCH 2 FLAGS") == "* 2 FETCH (FLAGS ())\r\nT OK Fetch completed.\r\n"
+
+    # a new message is recent in whichever session sees it first
+    append(c, b"Subject: three\r\n\r\nx\r\n")
+    assert cmd(b, "NOOP") == "* 3 EXISTS\r\n* 1 RECENT\r\nT OK NOOP completed.\r\n"
+    assert cmd(a, "NOOP") == "* 3 EXISTS\r\n* 2 RECENT\r\nT OK NOOP completed.\r\n"
+    assert cmd(b, "SEARCH RECENT") == "* SEARCH 3\r\nT OK Search completed.\r\n"
+    assert cmd(a, "SEARCH RECENT") == "* SEARCH 1 2\r\nT OK Search completed.\r\n"
+    # \Recent is per session: it goes with the session, nobody gets it again
+    a.logout()
+    d = login(srv, "rfcrecent")
+    assert summary_counts(cmd(d, "SELECT INBOX")) == ("3", "0")
+    b.logout()
+    c.logout()
+    d.logout()
+
+
+def test_recent_survives_restart_not_duplicated(srv):
+    """The watermark lives in the folder's index: after a restart, messages
+    seen before are not recent again; ones delivered since are."""
+    c = login(srv, "rfcrecen2")
+    append(c, b"Subject: one\r\n\r\nx\r\n")
+    a = login(srv, "rfcrecen2")
+    assert summary_counts(cmd(a, "SELECT INBOX")) == ("1", "1")
+    a.logout()
+    append(c, b"Subject: two\r\n\r\nx\r\n")
+    c.logout()
+    srv.stop()
+    srv.start()
+    a = login(srv, "rfcrecen2")
+    assert summary_counts(cmd(a, "SELECT INBOX")) == ("2", "1")
+    assert cmd(a, "SEARCH RECENT") == "* SEARCH 2\r\nT OK Search completed.\r\n"
+    a.logout()
+
+
+def test_flags_update_for_new_keyword(srv):
+    a = login(srv, "rfckeywd1")
+    append(a, b"Subject: k\r\n\r\nx\r\n")
+    b = login(srv, "rfckeywd1")
+    r = cmd(b, "SELECT INBOX")  # b is first: message 1 is \Recent in b
+    assert f"* FLAGS ({FLAGS})\r\n" in r, r
+    r = cmd(a, "SELECT INBOX")
+    assert f"* FLAGS ({FLAGS})\r\n" in r, r
+    assert cmd(a, "STORE 1 +FLAGS (\\Seen $Label1)") == (
+        f"* FLAGS ({FLAGS} $Label1)\r\n"
+        f"* OK [PERMANENTFLAGS ({FLAGS} $Label1 \\*)] Flags permitted.\r\n"
+        "* 1 FETCH (FLAGS (\\Seen $Label1))\r\nT OK Store completed.\r\n")
+    # known now: no second FLAGS
+    assert cmd(a, "STORE 1 -FLAGS ($Label1)") == \
+        "* 1 FETCH (FLAGS (\\Seen))\r\nT OK Store completed.\r\n"
+    assert cmd(a, "STORE 1 +FLAGS ($Label1)") == \
+        "* 1 FETCH (FLAGS (\\Seen $Label1))\r\nT OK Store completed.\r\n"
+    # the other session learns the keyword before the FETCH that carries it
+    assert cmd(b, "NOOP") == (
+        f"* FLAGS ({FLAGS} $Label1)\r\n"
+        f"* OK [PERMANENTFLAGS ({FLAGS} $Label1 \\*)] Flags permitted.\r\n"
+        "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent $Label1))\r\nT OK NOOP completed.\r\n")
+    assert cmd(b, "NOOP") == "T OK NOOP completed.\r\n"
+    a.logout()
+    b.logout()
