@@ -117,8 +117,10 @@ static bool write_address_list(struct buf *b, const char *t)
                     q++;
                 acc_put(a->phrase, &a->pl, *q);
             }
-            if (!*q)
+            if (!*q) { /* unterminated: no address to make of it */
+                memset(a, 0, sizeof *a);
                 break;
+            }
         } else if (c == '(') { /* comment, nested */
             int depth = 1;
             a->cl = 0;
