@@ -206,17 +206,15 @@ static int eval_key(struct sctx *x, const struct imap_arg *a, size_t n, size_t *
         /* MODSEQ [entry-name entry-type] mod-sequence-value (RFC 7162 3.1.5):
          * the entry names a flag's metadata item; we keep one MODSEQ per
          * message, so "shared"/"priv"/"all" entries all match against it. */
-        if (n >= 4 && a[1].type != IMAP_ARG_LIST && imap_arg_is_string(&a[2]) &&
-            (strcasecmp(a[2].str, "priv") == 0 || strcasecmp(a[2].str, "shared") == 0 ||
-             strcasecmp(a[2].str, "all") == 0)) {
-            if (strncasecmp(a[1].str, "/flags/", 7) != 0 || !imap_arg_is_string(&a[3]))
+        uint64_t want;
+        if (!parse_modseq(v, &want)) { /* not a number: an entry name must follow */
+            if (n < 4 || strncasecmp(v, "/flags/", 7) != 0 || !imap_arg_is_string(&a[2]) ||
+                (strcasecmp(a[2].str, "priv") != 0 && strcasecmp(a[2].str, "shared") != 0 &&
+                 strcasecmp(a[2].str, "all") != 0) ||
+                !imap_arg_is_string(&a[3]) || !parse_modseq(a[3].str, &want))
                 return -1;
             *used = 4;
-            v = a[3].str;
         }
-        uint64_t want;
-        if (!parse_modseq(v, &want))
-            return -1;
         x->has_modseq = true;
         return x->m->modseq >= want;
     }

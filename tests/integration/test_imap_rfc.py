@@ -96,6 +96,9 @@ def test_search_modseq_entry_and_esearch(srv):
     assert cmd(m, "SEARCH MODSEQ abc") == bad
     assert cmd(m, 'SEARCH MODSEQ "/flags/\\\\seen" all abc') == bad
     assert cmd(m, 'SEARCH MODSEQ "/flags/\\\\seen" bogus 5') == bad
+    # a number is the value: what follows are further keys
+    assert cmd(m, f"SEARCH MODSEQ {ms[2]} ALL UNDRAFT") == \
+        f"* SEARCH 3 (MODSEQ {ms[2]})\r\nT OK Search completed.\r\n"
     r = cmd(m, f"SEARCH RETURN (ALL) MODSEQ {ms[2]}")
     assert re.fullmatch(rf'\* ESEARCH \(TAG "[^"]+"\) ALL 2:3 MODSEQ {ms[1]}\r\nT OK Search completed.\r\n', r), r
     r = cmd(m, f"UID SEARCH RETURN (MIN) MODSEQ {ms[0]}")
