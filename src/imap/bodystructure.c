@@ -70,31 +70,41 @@ static void free_children(struct imap_part *p)
 
 void imap_mime_free(struct imap_part *root) { free_children(root); }
 
+/* RFC 3501 6.4.5 part numbers. Inside a message (the root or an
+ * encapsulated message/rfc822), a multipart body's parts are numbered 1..n
+ * and a single-part body is part 1, the message entity itself (its body is
+ * what BODY[n] returns: for a message/rfc822 part, the whole inner
+ * message). The next number below a message/rfc822 part counts inside its
+ * encapsulated message; below a multipart part, among its parts. */
 const struct imap_part *imap_mime_find(const struct imap_part *root, const char *spec,
                                        const char **rest)
 {
-    const struct imap_part *p = root;
+    const struct imap_part *p = NULL, *msg = root, *multi = NULL;
     const char *s = spec;
     while (*s >= '0' && *s <= '9') {
         unsigned long k = strtoul(s, (char **)&s, 10);
         if (k == 0)
             return NULL;
-        if (p->message && p->nsub == 1)
-            p = &p->sub[0]; /* the encapsulated message's body parts */
-        if (p->multipart) {
-            if (k > p->nsub)
+        if (msg)
+            multi = msg->multipart ? msg : NULL;
+        if (multi) {
+            if (k > multi->nsub)
                 return NULL;
-            p = &p->sub[k - 1];
-        } else if (k != 1) {
+            p = &multi->sub[k - 1];
+        } else if (msg && k == 1) {
+            p = msg;
+        } else {
             return NULL;
         }
+        msg = p->message && p->nsub == 1 ? &p->sub[0] : NULL;
+        multi = !msg && p->multipart ? p : NULL;
         if (*s == '.')
             s++;
         else if (*s)
             return NULL;
     }
     *rest = s;
-    return p;
+    return p ? p : root;
 }
 
 /* ---- Content-Type parameters and other header values ---- */

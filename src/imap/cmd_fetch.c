@@ -327,7 +327,7 @@ static void write_item(struct imap_session *s, struct fetch_state *f, const stru
     case F_UID: imap_out(s, "UID %u", m->uid); break;
     case F_FLAGS:
         imap_out(s, "FLAGS ");
-        imap_write_flags(&s->out, s->mb, m->flags);
+        imap_write_flags(&s->out, s->mb, imap_msg_flags(s, m->uid, m->flags));
         break;
     case F_IDATE:
         imap_date_time_format(m->idate, date, sizeof date);
@@ -390,7 +390,7 @@ static void fetch_one(struct imap_session *s, struct fetch_state *f, size_t idx)
     }
     if (seen_now && !f->has_flags) {
         imap_out(s, "%sFLAGS ", first ? "" : " ");
-        imap_write_flags(&s->out, s->mb, m.flags);
+        imap_write_flags(&s->out, s->mb, imap_msg_flags(s, m.uid, m.flags));
         first = false;
     }
     if ((f->changedsince || (s->condstore && seen_now)) && !f->has_modseq)

@@ -40,8 +40,9 @@ static void on_change(void *ud, const struct mailbox_change *ch)
         }
         u->vanished[u->nv++] = ch->uid;
     } else {
+        imap_flags_update(s); /* keywords another session added */
         imap_out(s, "* %u FETCH (UID %u FLAGS ", ch->seq, ch->uid);
-        imap_write_flags(&s->out, s->mb, ch->flags);
+        imap_write_flags(&s->out, s->mb, imap_msg_flags(s, ch->uid, ch->flags));
         if (s->condstore)
             imap_out(s, " MODSEQ (%llu)", (unsigned long long)ch->modseq);
         imap_out(s, ")\r\n");
@@ -62,8 +63,12 @@ void imap_updates(struct imap_session *s)
         imap_out(s, "\r\n");
     }
     free(u.vanished);
-    if (u.appended)
-        imap_out(s, "* %zu EXISTS\r\n", mailbox_count(s->mb));
+    imap_flags_update(s);
+    if (u.appended) {
+        imap_recent_update(s);
+        imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", mailbox_count(s->mb),
+                 imap_recent_count(s));
+    }
 }
 
 enum cmd_result cmd_idle(struct imap_session *s, struct imap_cmd *c)

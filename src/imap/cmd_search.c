@@ -20,7 +20,7 @@ struct sctx {
     uint32_t seq;
     struct buf msg;
     bool loaded, failed;
-    uint64_t max_modseq;
+    bool has_modseq; /* a MODSEQ key was seen */
 };
 
 static const struct mailbox_msg *load(struct sctx *x)
@@ -50,12 +50,17 @@ static bool header_has(struct sctx *x, const char *name, const char *needle)
 {
     if (!load(x))
         return false;
-    struct span hdr, body, v;
+    struct span hdr, body;
     if (mime_split((struct span){x->msg.data ? x->msg.data : "", x->msg.len}, &hdr, &body) < 0)
         return false;
-    if (hdr_find(hdr, name, &v) != 1)
-        return false;
-    return contains(v, needle);
+    /* every field of that name counts (RFC 3501 6.4.4), not only the first */
+    struct hdr_iter it;
+    struct hdr_field f;
+    hdr_iter_init(&it, hdr);
+    while (hdr_next(&it, &f) == 1)
+        if (span_eq_lit(f.name, name, true) && contains(f.value, needle))
+            return true;
+    return false;
 }
 
 static bool text_has(struct sctx *x, const char *needle, bool body_only)
@@ -94,16 +99,33 @@ static int64_t sent_date(struct sctx *x)
 
 static int eval(struct sctx *x, const struct imap_arg *a, size_t n, size_t *used);
 
+/* k is BEFORE, ON or SINCE in any case (search keys are case-insensitive);
+ * -1 for anything else. */
 static int date_key(const char *k, int64_t when, int64_t day)
 {
-    if (when < 0)
-        return 0;
     int64_t d0 = when - when % 86400;
-    if (strstr(k, "BEFORE"))
-        return d0 < day;
-    if (strstr(k, "ON"))
-        return d0 == day;
-    return d0 >= day; /* SINCE */
+    if (strcasecmp(k, "BEFORE") == 0)
+        return when >= 0 && d0 < day;
+    if (strcasecmp(k, "ON") == 0)
+        return when >= 0 && d0 == day;
+    if (strcasecmp(k, "SINCE") == 0)
+        return when >= 0 && d0 >= day;
+    return -1;
+}
+
+/* A CONDSTORE mod-sequence value: 1*DIGIT, at most 63 bits. */
+static bool parse_modseq(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_C(0x7fffffffffffffff) - (uint64_t)(*v - '0')) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return true;
 }
 
 static int flag_key(struct sctx *x, const char *k)
@@ -114,10 +136,15 @@ static int flag_key(struct sctx *x, const char *k)
     for (int i = 0; i < 5; i++)
         if (strcasecmp(k + (un ? 2 : 0), names[i]) == 0)
             return ((f >> i) & 1) != un;
-    if (strcasecmp(k, "ALL") == 0 || strcasecmp(k, "OLD") == 0)
+    if (strcasecmp(k, "ALL") == 0)
         return 1;
-    if (strcasecmp(k, "NEW") == 0 || strcasecmp(k, "RECENT") == 0)
-        return 0;
+    bool recent = imap_recent(x->s, x->m->uid);
+    if (strcasecmp(k, "RECENT") == 0)
+        return recent;
+    if (strcasecmp(k, "OLD") == 0)
+        return !recent;
+    if (strcasecmp(k, "NEW") == 0) /* RECENT UNSEEN */
+        return recent && !(f & MB_SEEN);
     return -1;
 }
 
@@ -176,8 +203,20 @@ static int eval_key(struct sctx *x, const struct imap_arg *a, size_t n, size_t *
     if (strcasecmp(k, "SMALLER") == 0)
         return x->m->vsize < strtoull(v, NULL, 10);
     if (strcasecmp(k, "MODSEQ") == 0) {
-        x->max_modseq = x->m->modseq > x->max_modseq ? x->m->modseq : x->max_modseq;
-        return x->m->modseq >= strtoull(v, NULL, 10);
+        /* MODSEQ [entry-name entry-type] mod-sequence-value (RFC 7162 3.1.5):
+         * the entry names a flag's metadata item; we keep one MODSEQ per
+         * message, so "shared"/"priv"/"all" entries all match against it. */
+        uint64_t want;
+        if (!parse_modseq(v, &want)) { /* not a number: an entry name must follow */
+            if (n < 4 || strncasecmp(v, "/flags/", 7) != 0 || !imap_arg_is_string(&a[2]) ||
+                (strcasecmp(a[2].str, "priv") != 0 && strcasecmp(a[2].str, "shared") != 0 &&
+                 strcasecmp(a[2].str, "all") != 0) ||
+                !imap_arg_is_string(&a[3]) || !parse_modseq(a[3].str, &want))
+                return -1;
+            *used = 4;
+        }
+        x->has_modseq = true;
+        return x->m->modseq >= want;
     }
     if (strcasecmp(k, "KEYWORD") == 0 || strcasecmp(k, "UNKEYWORD") == 0) {
         int i = mailbox_keyword_index(x->s->mb, v, false);
@@ -186,8 +225,11 @@ static int eval_key(struct sctx *x, const struct imap_arg *a, size_t n, size_t *
     }
     if (strcasecmp(k, "BEFORE") == 0 || strcasecmp(k, "ON") == 0 || strcasecmp(k, "SINCE") == 0)
         return imap_date_parse(v, &day) < 0 ? -1 : date_key(k, x->m->idate, day);
-    if (strncasecmp(k, "SENT", 4) == 0)
-        return imap_date_parse(v, &day) < 0 ? -1 : date_key(k + 4, sent_date(x), day);
+    if (strncasecmp(k, "SENT", 4) == 0) {
+        if (imap_date_parse(v, &day) < 0 || date_key(k + 4, 0, 0) < 0)
+            return -1;
+        return date_key(k + 4, sent_date(x), day);
+    }
     static const char *const hdrs[] = {"FROM", "TO", "CC", "BCC", "SUBJECT"};
     for (size_t i = 0; i < 5; i++)
         if (strcasecmp(k, hdrs[i]) == 0)
@@ -218,33 +260,54 @@ static int eval(struct sctx *x, const struct imap_arg *a, size_t n, size_t *used
     return all;
 }
 
-static void write_result(struct imap_session *s, struct imap_cmd *c, const uint32_t *v, size_t k,
-                         const struct imap_arg *ret, uint64_t maxms)
+/* v[0..k) are the results, ms[i] the MODSEQ of v[i]. With a MODSEQ key the
+ * reply carries the highest MODSEQ of the messages it returns (RFC 7162
+ * 3.1.5): of all of them, or of the MIN/MAX ones when only those are asked. */
+static void write_result(struct imap_session *s, struct imap_cmd *c, const uint32_t *v,
+                         const uint64_t *ms, size_t k, const struct imap_arg *ret,
+                         bool with_modseq)
 {
+    uint64_t maxms = 0;
+    for (size_t i = 0; i < k; i++)
+        maxms = ms[i] > maxms ? ms[i] : maxms;
     if (!ret) {
         imap_out(s, "* SEARCH");
         for (size_t i = 0; i < k; i++)
             imap_out(s, " %u", v[i]);
-        if (maxms && k)
+        if (with_modseq && k)
             imap_out(s, " (MODSEQ %llu)", (unsigned long long)maxms);
         imap_out(s, "\r\n");
         return;
     }
     imap_out(s, "* ESEARCH (TAG \"%s\")%s", c->tag, c->uid ? " UID" : "");
-    bool all = ret->n == 0;
+    bool all = ret->n == 0, count = false, min = false, max = false;
     for (size_t i = 0; i < ret->n; i++) {
-        if (imap_arg_atom_eq(&ret->list[i], "MIN") && k)
+        if (imap_arg_atom_eq(&ret->list[i], "MIN") && k) {
             imap_out(s, " MIN %u", v[0]);
-        else if (imap_arg_atom_eq(&ret->list[i], "MAX") && k)
+            min = true;
+        } else if (imap_arg_atom_eq(&ret->list[i], "MAX") && k) {
             imap_out(s, " MAX %u", v[k - 1]);
-        else if (imap_arg_atom_eq(&ret->list[i], "COUNT"))
+            max = true;
+        } else if (imap_arg_atom_eq(&ret->list[i], "COUNT")) {
             imap_out(s, " COUNT %zu", k);
-        else if (imap_arg_atom_eq(&ret->list[i], "ALL"))
+            count = true;
+        } else if (imap_arg_atom_eq(&ret->list[i], "ALL")) {
             all = true;
+        }
     }
     if (all && k) {
         imap_out(s, " ALL ");
         seqset_write(&s->out, v, k);
+    }
+    if (with_modseq && k) {
+        if (!all && !count && (min || max)) {
+            maxms = 0;
+            if (min)
+                maxms = ms[0];
+            if (max && ms[k - 1] > maxms)
+                maxms = ms[k - 1];
+        }
+        imap_out(s, " MODSEQ %llu", (unsigned long long)maxms);
     }
     imap_out(s, "\r\n");
 }
@@ -267,8 +330,12 @@ enum cmd_result cmd_search(struct imap_session *s, struct imap_cmd *c)
         return imap_bad(s, c, "Missing search keys.");
     size_t total = mailbox_count(s->mb), k = 0;
     uint32_t *v = malloc((total ? total : 1) * sizeof *v);
-    if (!v)
+    uint64_t *ms = malloc((total ? total : 1) * sizeof *ms);
+    if (!v || !ms) {
+        free(v);
+        free(ms);
         return imap_no(s, c, "Out of memory.");
+    }
     struct sctx x = {.s = s};
     for (size_t i = 0; i < total; i++) {
         x.m = &mailbox_msgs(s->mb)[i];
@@ -278,16 +345,21 @@ enum cmd_result cmd_search(struct imap_session *s, struct imap_cmd *c)
         buf_free(&x.msg);
         if (r < 0) {
             free(v);
+            free(ms);
             return imap_bad(s, c, "Invalid search key.");
         }
-        if (r)
+        if (r) {
+            ms[k] = x.m->modseq;
             v[k++] = c->uid ? x.m->uid : x.seq;
+        }
     }
     if (total == 0 && eval(&(struct sctx){.s = s, .m = &(struct mailbox_msg){0}}, a, n, &used) < 0) {
         free(v);
+        free(ms);
         return imap_bad(s, c, "Invalid search key.");
     }
-    write_result(s, c, v, k, ret, x.max_modseq);
+    write_result(s, c, v, ms, k, ret, x.has_modseq);
     free(v);
+    free(ms);
     return imap_ok(s, c, "Search completed.");
 }

@@ -14,16 +14,79 @@
 static void write_flag_lists(struct imap_session *s)
 {
     struct buf kw = {0};
+    s->kw_announced = 0;
     for (int i = 0; i < MB_KEYWORDS_MAX; i++) {
         const char *k = mailbox_keyword_name(s->mb, i);
-        if (k)
+        if (k) {
             buf_printf(&kw, " %s", k);
+            s->kw_announced |= 1u << i;
+        }
     }
     const char *k = kw.data ? kw.data : "";
     imap_out(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)\r\n", k);
     imap_out(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)] "
                 "Flags permitted.\r\n", k, s->readonly ? "" : " \\*");
     buf_free(&kw);
+}
+
+void imap_flags_update(struct imap_session *s)
+{
+    uint32_t now = 0;
+    for (int i = 0; s->mb && i < MB_KEYWORDS_MAX; i++)
+        if (mailbox_keyword_name(s->mb, i))
+            now |= 1u << i;
+    if (s->mb && now != s->kw_announced)
+        write_flag_lists(s);
+}
+
+/* ---- \Recent: the session's UIDs are ranges in s->recent ---- */
+
+void imap_recent_update(struct imap_session *s)
+{
+    uint32_t first, next = s->mb ? mailbox_uidnext(s->mb) : 0;
+    const char *err;
+    if (!s->mb || next <= s->recent_next ||
+        mailbox_recent(s->mb, !s->readonly, &first, &err) < 0)
+        return;
+    uint32_t lo = first > s->recent_next ? first : s->recent_next;
+    s->recent_next = next;
+    if (lo == 0)
+        lo = 1;
+    if (lo >= next)
+        return;
+    struct seqset *r = &s->recent;
+    if (r->n && r->r[r->n - 1].hi + 1 >= lo) {
+        r->r[r->n - 1].hi = next - 1;
+        return;
+    }
+    if (r->n >= SEQSET_MAX_RANGES) /* bounded: the rest is just not \Recent */
+        return;
+    struct seq_range *nr = realloc(r->r, (r->n + 1) * sizeof *nr);
+    if (!nr)
+        return;
+    r->r = nr;
+    r->r[r->n++] = (struct seq_range){lo, next - 1};
+}
+
+bool imap_recent(const struct imap_session *s, uint32_t uid)
+{
+    return s->recent.n && seqset_contains(&s->recent, uid);
+}
+
+size_t imap_recent_count(const struct imap_session *s)
+{
+    size_t k = 0;
+    if (!s->mb || !s->recent.n)
+        return 0;
+    const struct mailbox_msg *m = mailbox_msgs(s->mb);
+    for (size_t i = 0; i < mailbox_count(s->mb); i++)
+        k += imap_recent(s, m[i].uid);
+    return k;
+}
+
+uint32_t imap_msg_flags(const struct imap_session *s, uint32_t uid, uint32_t flags)
+{
+    return imap_recent(s, uid) ? flags | IMAP_FLAG_RECENT : flags;
 }
 
 /* QRESYNC (uidvalidity modseq [known-uids ...]): VANISHED (EARLIER) and the
@@ -79,7 +142,7 @@ static void qresync(struct imap_session *s, const struct imap_arg *p)
         if (m[i].modseq <= ms)
             continue;
         imap_out(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m[i].uid);
-        imap_write_flags(&s->out, s->mb, m[i].flags);
+        imap_write_flags(&s->out, s->mb, imap_msg_flags(s, m[i].uid, m[i].flags));
         imap_out(s, " MODSEQ (%llu))\r\n", (unsigned long long)m[i].modseq);
     }
 }
@@ -105,7 +168,7 @@ static void select_summary(struct imap_session *s)
     write_flag_lists(s);
     size_t n = mailbox_count(s->mb);
     const struct mailbox_msg *m = mailbox_msgs(s->mb);
-    imap_out(s, "* %zu EXISTS\r\n* 0 RECENT\r\n", n);
+    imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, imap_recent_count(s));
     for (size_t i = 0; i < n; i++) {
         if (!(m[i].flags & MB_SEEN)) {
             imap_out(s, "* OK [UNSEEN %zu] First unseen.\r\n", i + 1);
@@ -150,6 +213,7 @@ enum cmd_result cmd_select(struct imap_session *s, struct imap_cmd *c)
     s->mb = mb;
     s->readonly = strcmp(c->name, "EXAMINE") == 0;
     s->state = IS_SELECTED;
+    imap_recent_update(s); /* SELECT claims; EXAMINE only looks (RFC 3501 6.3.2) */
     s->watch_update = true;
     select_summary(s);
     if (qr)

@@ -33,7 +33,7 @@ int imap_parse_flags(struct imap_session *s, const struct imap_arg *a, size_t n,
 {
     *flags = 0;
     for (size_t i = 0; i < n; i++) {
-        if (a[i].type != IMAP_ARG_ATOM || one_flag(s, a[i].str, create, flags) < 0)
+        if ((a[i].type != IMAP_ARG_ATOM && a[i].type != IMAP_ARG_NIL) || one_flag(s, a[i].str, create, flags) < 0)
             return -1;
     }
     return 0;
@@ -94,7 +94,7 @@ static void store_one(struct imap_session *s, struct imap_cmd *c, const struct s
     if (c->uid)
         imap_out(s, "UID %u ", uid);
     imap_out(s, "FLAGS ");
-    imap_write_flags(&s->out, s->mb, nf);
+    imap_write_flags(&s->out, s->mb, imap_msg_flags(s, uid, nf));
     if (s->condstore)
         imap_out(s, " MODSEQ (%llu)", (unsigned long long)ms);
     imap_out(s, ")\r\n");
@@ -114,6 +114,7 @@ enum cmd_result cmd_store(struct imap_session *s, struct imap_cmd *c)
         seqset_free(&set);
         return imap_no(s, c, "Mailbox is read-only.");
     }
+    imap_flags_update(s); /* a keyword new to the folder: FLAGS before the FETCHes */
     struct buf modified = {0};
     for (size_t i = 0; i < mailbox_count(s->mb); i++) {
         const struct mailbox_msg *m = &mailbox_msgs(s->mb)[i];

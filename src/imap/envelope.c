@@ -1,7 +1,9 @@
 /* envelope.c: RFC 3501 ENVELOPE from a header block: date, subject, the
  * address lists (sender and reply-to default to from) with each address as
  * (name adl mailbox host), in-reply-to and message-id. Values stay raw
- * (encoded words untouched), unfolded; groups are flattened. */
+ * (encoded words untouched), unfolded; groups become RFC 3501 group
+ * markers: (NIL NIL "name" NIL) ... (NIL NIL NIL NIL). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "imap/imap_mime.h"
@@ -21,59 +23,167 @@ static void write_field(struct buf *b, struct span hdr, const char *name)
     imap_write_quoted_or_literal(b, text, strlen(text));
 }
 
-static void trim(const char **p, size_t *n)
+/* RFC 5322 address lists, read leniently: quoted strings, comments,
+ * angle addresses with an optional source route, and groups. */
+#define ADDR_PART_MAX 1024
+
+struct addr_acc {
+    char phrase[ADDR_PART_MAX];  /* display name words, or a bare addr-spec */
+    char comment[ADDR_PART_MAX]; /* the last comment */
+    char route[ADDR_PART_MAX];   /* <@a,@b:x@y> source route */
+    char addr[ADDR_PART_MAX];    /* inside <...> */
+    size_t pl, cl, rl, al;
+    bool angle, space; /* saw <...>; a word boundary is pending in phrase */
+};
+
+static void acc_put(char *dst, size_t *len, char c)
 {
-    while (*n && (**p == ' ' || **p == '\t')) {
-        (*p)++;
-        (*n)--;
-    }
-    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
-        (*n)--;
+    if (*len + 1 < ADDR_PART_MAX)
+        dst[(*len)++] = c;
+    dst[*len] = '\0';
 }
 
-/* One address "Name <a@b>" or "a@b" into (name NIL mailbox host). */
-static bool write_address(struct buf *b, const char *p, size_t n)
+static void acc_word_char(struct addr_acc *a, char c)
 {
-    trim(&p, &n);
-    const char *colon = memchr(p, ':', n), *lt = memchr(p, '<', n);
-    if (colon && (!lt || colon < lt) && !memchr(p, '"', (size_t)(colon - p))) {
-        n -= (size_t)(colon + 1 - p); /* "group: a@b" -> "a@b" */
-        p = colon + 1;
-        trim(&p, &n);
-    }
-    if (n && p[n - 1] == ';')
-        n--;
-    trim(&p, &n);
-    if (n == 0)
-        return false;
-    const char *name = NULL, *addr = p;
-    size_t nl = 0, al = n;
-    lt = memchr(p, '<', n);
-    const char *gt = lt ? memchr(lt, '>', (size_t)(p + n - lt)) : NULL;
-    if (lt && gt) {
-        name = p;
-        nl = (size_t)(lt - p);
-        trim(&name, &nl);
-        if (nl >= 2 && name[0] == '"' && name[nl - 1] == '"') {
-            name++;
-            nl -= 2;
-        }
-        addr = lt + 1;
-        al = (size_t)(gt - lt - 1);
-    }
-    trim(&addr, &al);
-    const char *at = memrchr(addr, '@', al);
-    buf_append(b, "(", 1);
-    imap_write_nstring(b, nl ? name : NULL, nl);
-    buf_append_str(b, " NIL ");
-    imap_write_quoted_or_literal(b, addr, at ? (size_t)(at - addr) : al);
-    buf_append(b, " ", 1);
-    if (at)
-        imap_write_quoted_or_literal(b, at + 1, (size_t)(addr + al - at - 1));
+    if (a->space && a->pl)
+        acc_put(a->phrase, &a->pl, ' ');
+    a->space = false;
+    acc_put(a->phrase, &a->pl, c);
+}
+
+static void write_str_or_nil(struct buf *b, const char *p, size_t n)
+{
+    if (p)
+        imap_write_quoted_or_literal(b, p, n);
     else
         buf_append_str(b, "NIL");
-    buf_append(b, ")", 1);
-    return true;
+}
+
+/* Emits the mailbox collected in a (if any) as (name adl mailbox host) and
+ * resets a. A bare addr-spec's comment is its name, as Dovecot does. */
+static bool acc_flush(struct buf *b, struct addr_acc *a)
+{
+    const char *name = NULL, *addr = a->phrase;
+    size_t nl = 0, al = a->pl;
+    if (a->angle) {
+        name = a->pl ? a->phrase : NULL;
+        nl = a->pl;
+        addr = a->addr;
+        al = a->al;
+    }
+    if (!name && a->cl) {
+        name = a->comment;
+        nl = a->cl;
+    }
+    bool any = al > 0;
+    if (any && !a->angle) { /* an addr-spec has no spaces: "a . b @ c" = "a.b@c" */
+        size_t k = 0;
+        for (size_t i = 0; i < al; i++)
+            if (a->phrase[i] != ' ')
+                a->phrase[k++] = a->phrase[i];
+        al = k;
+    }
+    if (any) {
+        const char *at = memrchr(addr, '@', al);
+        buf_append(b, "(", 1);
+        imap_write_nstring(b, name, nl);
+        buf_append(b, " ", 1);
+        write_str_or_nil(b, a->rl ? a->route : NULL, a->rl);
+        buf_append(b, " ", 1);
+        imap_write_quoted_or_literal(b, addr, at ? (size_t)(at - addr) : al);
+        buf_append(b, " ", 1);
+        write_str_or_nil(b, at ? at + 1 : NULL, at ? (size_t)(addr + al - at - 1) : 0);
+        buf_append(b, ")", 1);
+    }
+    memset(a, 0, sizeof *a);
+    return any;
+}
+
+/* Writes the addresses of one header value; false when there are none. */
+static bool write_address_list(struct buf *b, const char *t)
+{
+    struct addr_acc *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    bool any = false, in_group = false;
+    for (const char *q = t; *q; q++) {
+        char c = *q;
+        if (c == '"') { /* quoted string: one word of the phrase */
+            if (a->space && a->pl)
+                acc_put(a->phrase, &a->pl, ' ');
+            a->space = false;
+            for (q++; *q && *q != '"'; q++) {
+                if (*q == '\\' && q[1])
+                    q++;
+                acc_put(a->phrase, &a->pl, *q);
+            }
+            if (!*q) { /* unterminated: no address to make of it */
+                memset(a, 0, sizeof *a);
+                break;
+            }
+        } else if (c == '(') { /* comment, nested */
+            int depth = 1;
+            a->cl = 0;
+            a->comment[0] = '\0';
+            for (q++; *q && depth; q++) {
+                if (*q == '\\' && q[1]) {
+                    acc_put(a->comment, &a->cl, *++q);
+                    continue;
+                }
+                depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+                if (depth)
+                    acc_put(a->comment, &a->cl, *q);
+            }
+            q--;
+            a->space = true;
+        } else if (c == '<') { /* angle address, maybe with a source route */
+            a->angle = true;
+            a->al = a->rl = 0;
+            a->addr[0] = a->route[0] = '\0';
+            for (q++; *q && *q != '>'; q++) {
+                if (*q == '"') {
+                    for (q++; *q && *q != '"'; q++) {
+                        if (*q == '\\' && q[1])
+                            q++;
+                        acc_put(a->addr, &a->al, *q);
+                    }
+                    if (!*q)
+                        break;
+                } else if (*q == ':' && a->al && a->addr[0] == '@') {
+                    memcpy(a->route, a->addr, a->al + 1);
+                    a->rl = a->al;
+                    a->al = 0;
+                    a->addr[0] = '\0';
+                } else if (*q != ' ' && *q != '\t') {
+                    acc_put(a->addr, &a->al, *q);
+                }
+            }
+            if (!*q)
+                break;
+        } else if (c == ':' && !a->angle && !in_group) { /* group start */
+            buf_append_str(b, "(NIL NIL ");
+            imap_write_quoted_or_literal(b, a->phrase, a->pl);
+            buf_append_str(b, " NIL)");
+            any = in_group = true;
+            memset(a, 0, sizeof *a);
+        } else if (c == ',') {
+            any |= acc_flush(b, a);
+        } else if (c == ';') {
+            any |= acc_flush(b, a);
+            if (in_group)
+                buf_append_str(b, "(NIL NIL NIL NIL)");
+            in_group = false;
+        } else if (c == ' ' || c == '\t') {
+            a->space = true;
+        } else {
+            acc_word_char(a, c);
+        }
+    }
+    any |= acc_flush(b, a);
+    if (in_group) /* "group: a@b" without its ';' */
+        buf_append_str(b, "(NIL NIL NIL NIL)");
+    free(a);
+    return any;
 }
 
 static bool write_addresses(struct buf *b, struct span hdr, const char *name)
@@ -84,25 +194,8 @@ static bool write_addresses(struct buf *b, struct span hdr, const char *name)
         return false;
     hdr_value_text(v, text, sizeof text);
     size_t start = b->len;
-    bool any = false, quoted = false;
-    int angle = 0;
-    const char *item = text;
     buf_append(b, "(", 1);
-    for (const char *q = text;; q++) {
-        if (*q == '"' && (q == text || q[-1] != '\\'))
-            quoted = !quoted;
-        else if (!quoted && *q == '<')
-            angle++;
-        else if (!quoted && *q == '>' && angle)
-            angle--;
-        if (*q == '\0' || (*q == ',' && !quoted && !angle)) {
-            any |= write_address(b, item, (size_t)(q - item));
-            item = q + 1;
-        }
-        if (*q == '\0')
-            break;
-    }
-    if (!any) {
+    if (!write_address_list(b, text)) {
         b->len = start;
         return false;
     }

@@ -89,6 +89,10 @@ void imap_write_flags(struct buf *b, const struct mailbox *mb, uint32_t flags)
             first = false;
         }
     }
+    if (flags & IMAP_FLAG_RECENT) {
+        buf_printf(b, "%s\\Recent", first ? "" : " ");
+        first = false;
+    }
     for (int i = 0; i < MB_KEYWORDS_MAX; i++) {
         const char *kw = (flags & MB_KEYWORD(i)) && mb ? mailbox_keyword_name(mb, i) : NULL;
         if (kw) {

@@ -268,8 +268,10 @@ static int parse_atom(struct pctx *x, struct imap_arg *a)
         unsigned char c = (unsigned char)*x->p;
         if (c == '[') { /* a section: anything but CR/LF up to ']' */
             const char *close = memchr(x->p, ']', (size_t)(x->end - x->p));
-            if (!close)
-                return fail(x, "Missing ']'.");
+            if (!close) { /* no section: '[' is a plain atom character */
+                x->p++;
+                continue;
+            }
             for (const char *q = x->p; q < close; q++)
                 if (*q == '\r' || *q == '\n' || *q == '\0')
                     return fail(x, "Invalid character in section.");
@@ -284,9 +286,11 @@ static int parse_atom(struct pctx *x, struct imap_arg *a)
         return fail(x, "Unexpected character.");
     size_t len = (size_t)(x->p - s);
     if (len == 3 && strncasecmp(s, "NIL", 3) == 0) {
+        /* NIL where an nstring is allowed; also the atom "NIL" where an
+         * astring is (imap_arg_is_string), so the text is kept */
         a->type = IMAP_ARG_NIL;
-        a->str = "";
-        a->len = 0;
+        a->str = save(x, s, len);
+        a->len = len;
         return 0;
     }
     a->type = IMAP_ARG_ATOM;
@@ -439,7 +443,8 @@ int imap_split_command(const char *cmd, size_t len, char *tag, size_t taglen, ch
 
 bool imap_arg_is_string(const struct imap_arg *a)
 {
-    return a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_STRING || a->type == IMAP_ARG_LITERAL;
+    return a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_STRING ||
+           a->type == IMAP_ARG_LITERAL || a->type == IMAP_ARG_NIL;
 }
 
 bool imap_arg_atom_eq(const struct imap_arg *a, const char *atom)

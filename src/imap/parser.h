@@ -53,7 +53,7 @@ void imap_reader_next(struct imap_reader *r);
 /* ---------- arguments ---------- */
 
 enum imap_arg_type {
-    IMAP_ARG_NIL,
+    IMAP_ARG_NIL,     /* the atom NIL; str holds it as written */
     IMAP_ARG_ATOM,
     IMAP_ARG_STRING,  /* quoted string, unescaped */
     IMAP_ARG_LITERAL,
@@ -87,7 +87,9 @@ int imap_split_command(const char *cmd, size_t len, char *tag, size_t taglen, ch
                        size_t namelen, const char **rest, size_t *restlen, const char **error);
 
 /* Helpers on parsed arguments. */
-bool imap_arg_is_string(const struct imap_arg *a); /* ATOM, STRING or LITERAL */
+/* ATOM, STRING, LITERAL, or NIL (an astring may be the atom NIL: its str is
+ * "NIL" as written); test for IMAP_ARG_NIL first where an nstring is meant. */
+bool imap_arg_is_string(const struct imap_arg *a);
 bool imap_arg_atom_eq(const struct imap_arg *a, const char *atom); /* case-insensitive */
 
 #endif

@@ -560,6 +560,9 @@ void imap_close_mailbox(struct imap_session *s)
         mailbox_close(s->mb);
         s->mb = NULL;
     }
+    seqset_free(&s->recent);
+    s->recent_next = 0;
+    s->kw_announced = 0;
     s->watch_update = true;
     if (s->state == IS_SELECTED)
         s->state = IS_AUTH;

@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "imap/parser.h"
+#include "imap/seqset.h"
 #include "imap/session.h"
 
 struct config;
@@ -78,6 +79,9 @@ struct imap_session {
     char *user;        /* account address after login */
     char *account_dir;
     struct mailbox *mb;
+    struct seqset recent;   /* UIDs of mb that are \Recent in this session */
+    uint32_t recent_next;   /* mb's UIDNEXT when \Recent was last claimed */
+    uint32_t kw_announced;  /* keyword slots the last FLAGS response named */
     struct store_watch *watch;
     char *watch_folder; /* folder the watch is for (loop side) */
     char *login_user, *login_pass;
@@ -104,7 +108,9 @@ void imap_out_raw(struct imap_session *s, const void *p, size_t n);
 void imap_write_astring(struct buf *b, const char *p, size_t n);
 void imap_write_nstring(struct buf *b, const char *p, size_t n); /* NULL p = NIL */
 void imap_write_quoted_or_literal(struct buf *b, const char *p, size_t n);
+/* flags: MB_* bits, plus IMAP_FLAG_RECENT for \Recent. */
 void imap_write_flags(struct buf *b, const struct mailbox *mb, uint32_t flags);
+#define IMAP_FLAG_RECENT (1u << 31) /* not a stored flag (MB_ALL_FLAGS) */
 
 /* ---- replies (session.c) ---- */
 /* Untagged updates of the selected mailbox, then "<tag> <status> <text>". */
@@ -172,6 +178,18 @@ const char *imap_account_dir(struct imap_session *s);
 struct seqset;
 int imap_parse_msgset(struct imap_session *s, const struct imap_arg *a, bool uid,
                       struct seqset *out);
+/* ---- \Recent and keyword announcements (cmd_select.c) ---- */
+/* Claims the UIDs no session has seen yet as \Recent here (read-only:
+ * only notes them); after SELECT and whenever the view grew. */
+void imap_recent_update(struct imap_session *s);
+bool imap_recent(const struct imap_session *s, uint32_t uid);
+size_t imap_recent_count(const struct imap_session *s);
+/* flags of a message of the view for output (with IMAP_FLAG_RECENT). */
+uint32_t imap_msg_flags(const struct imap_session *s, uint32_t uid, uint32_t flags);
+/* Untagged FLAGS and PERMANENTFLAGS when the folder has keywords the last
+ * FLAGS response did not name (RFC 3501 7.2.6). */
+void imap_flags_update(struct imap_session *s);
+
 /* Quota usage and limit in bytes of the logged-in account (worker). */
 int imap_quota_usage(struct imap_session *s, uint64_t *used, uint64_t *limit);
 

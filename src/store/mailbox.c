@@ -289,7 +289,20 @@ struct refresh_ctx {
     void *ud;
     struct mailbox_msg *adds;
     size_t nadds, capadds;
+    bool kw_reloaded;
 };
+
+/* Keywords another mailbox object of the folder added (to dovecot-keywords)
+ * since this one read the file: read it again, once a refresh. */
+static void keywords_check(struct refresh_ctx *c, uint32_t flags)
+{
+    for (int i = 0; i < MB_KEYWORDS_MAX && !c->kw_reloaded; i++) {
+        if ((flags & MB_KEYWORD(i)) && !c->mb->keywords[i]) {
+            keywords_load(c->mb);
+            c->kw_reloaded = true;
+        }
+    }
+}
 
 static int refresh_vanished(void *ud, uint32_t uid, uint64_t modseq)
 {
@@ -305,10 +318,12 @@ static int refresh_vanished(void *ud, uint32_t uid, uint64_t modseq)
     return 0;
 }
 
+
 static int refresh_row(void *ud, const struct idx_row *r)
 {
     struct refresh_ctx *c = ud;
     size_t pos;
+    keywords_check(c, r->flags);
     struct mailbox_msg *m = view_find(c->mb, r->uid, &pos);
     if (!m) { /* new: reported after all flag changes */
         if (c->nadds == c->capadds) {

@@ -156,6 +156,14 @@ int mailbox_move(struct mailbox *src, uint32_t uid, struct mailbox *dst,
 int mailbox_vanished_since(struct mailbox *mb, uint64_t since, uint32_t **uids,
                            size_t *n, bool *complete, const char **err);
 
+/* \Recent (RFC 3501 2.3.2): a message is recent in the first session that
+ * sees it. The index keeps a watermark (meta "recent_uid"): UIDs at or above
+ * it are not yet claimed. *first is the watermark; with claim, the UIDs
+ * from it up to the view's UIDNEXT become this caller's (the watermark
+ * moves to UIDNEXT). A lost watermark makes nothing recent; a rebuilt
+ * index starts it at dovecot-uidlist's next UID. 0, or -1 with *err. */
+int mailbox_recent(struct mailbox *mb, bool claim, uint32_t *first, const char **err);
+
 /* Keywords: index of `name` (0..25) in the folder's dovecot-keywords,
  * adding it there when create is true and there is room; -1 otherwise. */
 int mailbox_keyword_index(struct mailbox *mb, const char *name, bool create);

@@ -373,3 +373,31 @@ out:
     buf_free(&guid);
     return rc;
 }
+
+int mailbox_recent(struct mailbox *mb, bool claim, uint32_t *first, const char **err)
+{
+    int64_t w = 0;
+    int g = idx_meta_get(mb->ix, "recent_uid", &w);
+    if (g < 0) {
+        *err = "cannot read the mailbox index";
+        return -1;
+    }
+    if (g == 1) /* no watermark (an index from before it): nothing is recent */
+        w = mb->uidnext;
+    if (!claim || w >= mb->uidnext) {
+        *first = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+        return 0;
+    }
+    if (idx_begin(mb->ix) < 0 || idx_meta_get(mb->ix, "recent_uid", &w) < 0)
+        goto fail;
+    if (w < mb->uidnext && idx_meta_set(mb->ix, "recent_uid", mb->uidnext) < 0)
+        goto fail;
+    if (idx_commit(mb->ix) < 0)
+        goto fail;
+    *first = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+    return 0;
+fail:
+    idx_rollback(mb->ix);
+    *err = "cannot update the mailbox index";
+    return -1;
+}

@@ -342,6 +342,8 @@ static int init_meta(struct mailbox *mb, const struct uidlist *ul)
         idx_meta_set(mb->ix, "nextuid", ul ? ul->nextuid : 1) < 0 ||
         idx_meta_set(mb->ix, "highestmodseq", base) < 0 ||
         idx_meta_set(mb->ix, "vanished_floor", base) < 0 ||
+        /* \Recent: what the uidlist did not list yet is new to every session */
+        idx_meta_set(mb->ix, "recent_uid", ul ? ul->nextuid : 1) < 0 ||
         idx_meta_set_text(mb->ix, "guid", guid) < 0)
         return -1;
     /* A uidlist is rewritten at once when it was not ours or is missing. */

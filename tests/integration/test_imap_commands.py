@@ -80,7 +80,7 @@ def test_examine_unselect_esearch_misc(srv):
     assert raw(m, "NAMESPACE")[0] == '* NAMESPACE (("" ".")) NIL NIL'
     assert raw(m, "ENABLE CONDSTORE")[0] == "* ENABLED CONDSTORE"
     lines = raw(m, "FETCH 1 (FLAGS)")
-    assert re.match(r"\* 1 FETCH \(FLAGS \(\) MODSEQ|\* 1 FETCH \(FLAGS \(\)\)", lines[0]), lines
+    assert re.match(r"\* 1 FETCH \(FLAGS \(\\Recent\) MODSEQ|\* 1 FETCH \(FLAGS \(\\Recent\)\)", lines[0]), lines
     assert raw(m, "CHECK")[-1].endswith("OK Check completed.")
     lines = raw(m, 'GETQUOTA "User quota"')
     assert re.match(r'\* QUOTA "User quota" \(STORAGE \d+ 1024\)', lines[0]), lines

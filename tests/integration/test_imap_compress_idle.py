@@ -73,6 +73,7 @@ def test_compress_and_idle(server):
     m = appender(srv, user)
     m.append("INBOX", None, None, b"Subject: z\r\n\r\nzzz\r\n")
     assert c.line() == "* 1 EXISTS"
+    assert c.line() == "* 1 RECENT"
     c.send(b"DONE\r\n")
     assert c.line().startswith("i OK")
     lines = c.cmd("f", "FETCH 1 BODY.PEEK[]")

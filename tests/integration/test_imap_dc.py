@@ -149,10 +149,11 @@ def test_idle_instant_exists_and_expunge(srv):
     line = a.readline().decode()
     assert line == "* 1 EXISTS\r\n", line
     assert time.time() - t0 < 2.0
+    assert a.readline().decode() == "* 1 RECENT\r\n"  # a saw it first: \Recent is a's
     b.select("INBOX")
     b.store("1", "+FLAGS", "(\\Seen)")
     line = a.readline().decode()
-    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Seen\)\)", line), line
+    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Recent\)\)", line), line
     b.store("1", "+FLAGS", "(\\Deleted)")
     a.readline()
     b.expunge()
@@ -178,11 +179,13 @@ def test_idle_vanished_under_qresync(srv):
     append(b)
     append(b)
     assert a.readline().decode() == "* 1 EXISTS\r\n"
+    assert a.readline().decode() == "* 1 RECENT\r\n"
     assert a.readline().decode() == "* 2 EXISTS\r\n"
+    assert a.readline().decode() == "* 2 RECENT\r\n"
     b.select("INBOX")
     b.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
     line = a.readline().decode()
-    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Deleted\) MODSEQ \(\d+\)\)", line), line
+    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Deleted \\Recent\) MODSEQ \(\d+\)\)", line), line
     b.expunge()
     line = a.readline().decode()
     assert line == "* VANISHED 1\r\n", line

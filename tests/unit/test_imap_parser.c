@@ -62,15 +62,32 @@ TEST(parse_args)
     CHECK_INT_EQ(a.v[2].type, IMAP_ARG_STRING);
     CHECK_STR_EQ(a.v[2].str, "a \"q\"");
     CHECK_INT_EQ(a.v[3].type, IMAP_ARG_NIL);
+    CHECK(imap_arg_is_string(&a.v[3])); /* the atom NIL is also an astring */
+    CHECK_STR_EQ(a.v[3].str, "NIL");
     CHECK_INT_EQ(a.v[4].type, IMAP_ARG_LITERAL);
     CHECK(a.v[4].len == 3 && memcmp(a.v[4].str, "x y", 3) == 0);
     CHECK(imap_arg_atom_eq(&a.v[5], "\\seen"));
     imap_args_free(&a);
 }
 
+TEST(parse_bracket_without_section)
+{
+    /* '[' is an atom character (RFC 3501 ATOM-CHAR); only a closed [...] is a
+     * section that may hold spaces */
+    const char *text = "a[b x[unclosed";
+    struct imap_args a;
+    const char *err = NULL;
+    CHECK_INT_EQ(imap_parse_args(text, strlen(text), &a, &err), 0);
+    CHECK_INT_EQ(a.n, 2);
+    CHECK_INT_EQ(a.v[0].type, IMAP_ARG_ATOM);
+    CHECK_STR_EQ(a.v[0].str, "a[b");
+    CHECK_STR_EQ(a.v[1].str, "x[unclosed");
+    imap_args_free(&a);
+}
+
 TEST(parse_errors)
 {
-    const char *bad[] = {"(a b", "a)", "\"unterminated", "{5}abc", "a\"b", "x[unclosed",
+    const char *bad[] = {"(a b", "a)", "\"unterminated", "{5}abc", "a\"b",
                          "\"bad \\q escape\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct imap_args a;
@@ -109,6 +126,7 @@ int main(void)
     RUN(reader_lines_and_literals);
     RUN(reader_bounds);
     RUN(parse_args);
+    RUN(parse_bracket_without_section);
     RUN(parse_errors);
     RUN(split_command);
     return check_report();

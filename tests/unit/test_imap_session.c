@@ -121,12 +121,12 @@ TEST(login_select_append_fetch)
     CHECK(strstr(r, "* 1 EXISTS\r\n") != NULL);
     CHECK(strstr(r, "c OK [READ-WRITE] Select completed.") != NULL);
     r = io(s, "d UID FETCH 1:* (FLAGS RFC822.SIZE BODY.PEEK[HEADER])\r\n");
-    CHECK_STR_EQ(r, "* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE 14 BODY[HEADER] {14}\r\n"
+    CHECK_STR_EQ(r, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) RFC822.SIZE 14 BODY[HEADER] {14}\r\n"
                     "Subject: x\r\n\r\n)\r\nd OK Fetch completed.\r\n");
     r = io(s, "e FETCH 1 (BODY[]<0.4>)\r\n");
     CHECK(strstr(r, "BODY[]<0> {4}\r\nSubj") != NULL);
     r = io(s, "f STORE 1 +FLAGS (\\Deleted)\r\ng EXPUNGE\r\n");
-    CHECK(strstr(r, "* 1 FETCH (FLAGS (\\Seen \\Deleted))") != NULL);
+    CHECK(strstr(r, "* 1 FETCH (FLAGS (\\Seen \\Deleted \\Recent))") != NULL);
     CHECK(strstr(r, "* 1 EXPUNGE\r\ng OK Expunge completed.") != NULL);
     CHECK(strstr(io(s, "h LOGOUT\r\n"), "* BYE Logging out") != NULL);
     CHECK_INT_EQ(imap_session_action(s), IMAP_ACT_CLOSE);
@@ -143,7 +143,7 @@ TEST(idle_reports_append_at_once)
     io(b, "x APPEND INBOX {3+}\r\nabc\r\n");
     /* written inside b's resume (the store notification), before we look */
     CHECK_INT_EQ(wakes, 1);
-    CHECK_STR_EQ(io(a, ""), "* 1 EXISTS\r\n");
+    CHECK_STR_EQ(io(a, ""), "* 1 EXISTS\r\n* 1 RECENT\r\n");
     CHECK_STR_EQ(io(a, "DONE\r\n"), "i OK Idle completed.\r\n");
     imap_session_timeout(a); /* not idle: BYE */
     CHECK(strstr(io(a, ""), "* BYE Disconnected for inactivity.") != NULL);
