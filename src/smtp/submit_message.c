@@ -18,15 +18,15 @@
  *     arrived in new/; sync the folder to give it its UID" (the index is
  *     the watcher's business: we do not open mailboxes here). Then
  *     "250 2.0.0 Ok: queued as <id>".
- *     When any part failed, the parts that did succeed are removed again
- *     (on a worker) before answering, so a message is acknowledged entirely
+ *     When any part failed, the parts that did succeed are taken back
+ *     (store_undeliver and the queue file, on a worker) before answering, so a message is acknowledged entirely
  *     or not at all: quota -> "552 5.2.2 <rcpt>: Quota exceeded (mailbox for
  *     user is full)" (Dovecot's LMTP text; for submission the direct 5xx is
  *     the honest answer, as there is no bounce to send yet), anything else
  *     -> "451 4.3.0 Error: queue file write error". A crash in between can
  *     leave a stored copy of an unacknowledged message, never the reverse.
- *  5. After a local delivery the §5.2 quota trim runs on a worker (only
- *     does work above 75 % of the quota). */
+ *  5. The §5.2 quota trim is store's business: store_deliver runs it
+ *     after each local delivery (only does work above 75 % of the quota). */
 #include "smtp/submission_int.h"
 
 #include <errno.h>
@@ -270,47 +270,6 @@ static void start_delivery(struct submit_msg *m)
 
 /* ------------------------------------------------------------ 4: answer */
 
-struct trim_job {
-    uv_work_t req;
-    size_t n;
-    char (*dirs)[4096];
-};
-
-static void trim_work(uv_work_t *req)
-{
-    struct trim_job *t = req->data;
-    for (size_t i = 0; i < t->n; i++)
-        quota_after_delivery(smtp_mod.quota, t->dirs[i], smtp_mod.cfg->max_mailbox_size_mb,
-                             (int64_t)time(NULL));
-}
-
-static void trim_done(uv_work_t *req, int status)
-{
-    struct trim_job *t = req->data;
-    (void)status;
-    free(t->dirs);
-    free(t);
-}
-
-/* §5.2: trim in the background; a failure only delays it to the next one. */
-static void schedule_trim(const struct submit_msg *m)
-{
-    if (smtp_mod.cfg->max_mailbox_size_mb <= 0)
-        return;
-    struct trim_job *t = calloc(1, sizeof *t);
-    if (t)
-        t->dirs = malloc(m->n_local * sizeof *t->dirs);
-    if (!t || !t->dirs) {
-        free(t);
-        return;
-    }
-    t->n = m->n_local;
-    memcpy(t->dirs, m->ldir, m->n_local * sizeof *t->dirs);
-    t->req.data = t;
-    if (uv_queue_work(smtp_mod.loop, &t->req, trim_work, trim_done) < 0)
-        trim_done(&t->req, 0);
-}
-
 static void succeed(struct submit_msg *m)
 {
     for (size_t i = 0; i < m->n_local; i++) {
@@ -319,7 +278,6 @@ static void succeed(struct submit_msg *m)
     }
     if (m->n_local) {
         metrics_observe_delivery_us((uv_hrtime() - m->t0_ns) / 1000);
-        schedule_trim(m);
     }
     char reply[FILTER_REPLY_MAX];
     if (m->queued)
@@ -335,20 +293,15 @@ struct undo_job {
     struct submit_msg *m;
 };
 
-/* Removes what was stored of a message that will not be acknowledged. */
+/* Takes back what was stored of a message that will not be acknowledged:
+ * the local copies through store (files and quota), the queue file. */
 static void undo_work(uv_work_t *req)
 {
     struct submit_msg *m = ((struct undo_job *)req->data)->m;
-    char path[4096 + MDNAME_MAX + 16];
-    for (size_t i = 0; i < m->n_local; i++) {
-        if (m->lr[i].status != STORE_OK)
-            continue;
-        snprintf(path, sizeof path, "%s/new/%s", m->ldir[i], m->lr[i].name);
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_error("submission: cannot remove %s: %s", path, strerror(errno));
-        quota_forget(smtp_mod.quota, m->ldir[i]);
-    }
+    struct store_opts o = {.quota = smtp_mod.quota};
+    store_undeliver(m->lr, m->n_local, &o);
     if (m->queued) {
+        char path[4096 + QUEUE_ID_LEN + 2];
         snprintf(path, sizeof path, "%s/%s", smtp_mod.queue_dir, m->queue_id);
         if (unlink(path) < 0 && errno != ENOENT)
             log_error("submission: cannot remove %s: %s", path, strerror(errno));
