@@ -67,6 +67,16 @@ int queue_write(const char *dir, const char *mail_from, const char *const *rcpts
     return rc;
 }
 
+int queue_remove(const char *dir, const char *id)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, id) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
 /* ---------- async ---------- */
 
 struct queue_req {

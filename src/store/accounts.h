@@ -52,6 +52,9 @@ int store_addr_check_new(const struct config *cfg, const char *addr, const char 
 int store_account_dir(const struct config *cfg, const char *addr, char *out, size_t outsz);
 /* True when the account's password file exists and is not empty. */
 bool store_account_exists(const struct config *cfg, const char *addr);
+/* True when incoming mail for addr must be encrypted: its account has the
+ * enforceE2EEincoming file, or addr is no valid address here. */
+bool store_account_enforces_e2ee(const struct config *cfg, const char *addr);
 
 /* ---- password schemes (password.c) ---- */
 
