@@ -18,6 +18,7 @@
  *     0, ...): "a file arrived in new/, sync to give it its UID" - and
  *     then the callback runs. */
 #include "smtp/accept_int.h"
+#include "smtp/queue.h"
 #include "smtp/smtp.h"
 
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include "store/maildir.h"
 
 #define ACCEPT_STORE_WORKERS 2 /* delivery batches running at once */
+_Static_assert(ACCEPT_QUEUE_ID_LEN == QUEUE_ID_LEN, "queue ids fit the result");
+
 #define REPLY_NOMEM "451 4.3.0 Error: insufficient system resources"
 
 static struct {

@@ -47,7 +47,8 @@ void smtp_free(void);
 
 #include "core/buf.h"
 #include "filter/filter.h"
-#include "smtp/queue.h"
+
+#define ACCEPT_QUEUE_ID_LEN 40 /* = QUEUE_ID_LEN of the queue */
 
 enum accept_origin {
     ACCEPT_SUBMISSION = 0, /* authenticated user on 465/587/ALPN smtp */
@@ -80,7 +81,7 @@ struct accept_result {
     struct accept_rcpt_result *rcpts; /* envelope order (duplicates share) */
     size_t n_rcpts;
     bool queued;                   /* a queue file holds the remote recipients */
-    char queue_id[QUEUE_ID_LEN];   /* its id */
+    char queue_id[ACCEPT_QUEUE_ID_LEN]; /* its id */
 };
 
 struct accept_msg {
