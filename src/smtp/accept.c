@@ -4,8 +4,8 @@
  * spooled bytes and the envelope and gets a callback.
  *
  *  1. Worker: the origin's filter rules (outgoing / incoming), the checks
- *     registered for the origin, the privacy cleanup.
- *  2. Loop: the spec's log lines and counters of the decision.
+ *     registered for the origin, the privacy cleanup (accept_checks.c).
+ *  2. Loop: the spec's log lines and counters of the decision (idem).
  *  3. Local recipients (deduplicated by account): store_deliver_async, one
  *     durable copy each with the quota. Remote recipients (deduplicated):
  *     queue_write_async (fsynced). Both run at once.
@@ -46,52 +46,6 @@ static struct {
     struct quota_cache *quota;
     struct store_async *store;
 } A;
-
-static struct {
-    unsigned origins;
-    accept_check_fn fn;
-    void *ud;
-} checks[ACCEPT_MAX_CHECKS];
-static size_t n_checks;
-
-struct accept_job {
-    uv_work_t work;
-    struct accept_msg m;
-    accept_cb cb;
-    void *ud;
-    bool cancelled;
-    uint64_t t0_ns;
-    /* worker outputs (stage 1) */
-    int prep_rc;                 /* 0, or -1 out of memory */
-    struct filter_result fr;
-    int check_code;
-    char check_reply[FILTER_REPLY_MAX];
-    struct buf clean;            /* the copy for remote recipients */
-    struct buf local;            /* the Maildir copy */
-    struct buf prepend;          /* header lines from the checks */
-    /* recipients: envelope index -> local or remote slot */
-    long *lmap, *rmap;
-    struct store_rcpt *lr;
-    char (*laddr)[STORE_ADDR_MAX + 1];
-    char (*ldir)[4096];
-    size_t n_local;
-    const char **remote;
-    size_t n_remote;
-    unsigned waiting;            /* delivery parts outstanding */
-    int queue_status;            /* 0 or -errno */
-    struct accept_result res;
-};
-
-int accept_add_check(unsigned origins, accept_check_fn fn, void *ud)
-{
-    if (n_checks == ACCEPT_MAX_CHECKS)
-        return -1;
-    checks[n_checks].origins = origins;
-    checks[n_checks].fn = fn;
-    checks[n_checks].ud = ud;
-    n_checks++;
-    return 0;
-}
 
 int accept_init(uv_loop_t *loop, const struct config *cfg, const char *queue_dir)
 {
@@ -205,109 +159,9 @@ static int split_rcpts(struct accept_job *j)
     return 0;
 }
 
-/* ------------------------------------------------------------ 1: checks */
-
-static bool rcpt_enforced(void *ud, const char *rcpt)
-{
-    (void)ud;
-    return store_account_enforces_e2ee(A.cfg, rcpt);
-}
-
-/* The registered checks for this origin; false when one refused. */
-static bool run_checks(struct accept_job *j)
-{
-    for (size_t i = 0; i < n_checks; i++) {
-        if (!(checks[i].origins & ACCEPT_ORIGIN_BIT(j->m.origin)))
-            continue;
-        struct accept_check c = {.origin = j->m.origin, .data = j->m.data, .len = j->m.len,
-                                 .mail_from = j->m.mail_from, .rcpts = j->m.rcpts,
-                                 .n_rcpts = j->m.n_rcpts, .filter = &j->fr,
-                                 .prepend = &j->prepend};
-        if (checks[i].fn(checks[i].ud, &c) < 0) {
-            j->prep_rc = -1;
-            return false;
-        }
-        if (c.code != 0) {
-            j->check_code = c.code;
-            memcpy(j->check_reply, c.reply, sizeof c.reply);
-            j->check_reply[sizeof j->check_reply - 1] = '\0';
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The copies: for remote recipients (submission: authclean) with the
- * checks' header lines in front, and for the Maildir (delivery cleanup). */
-static int make_copies(struct accept_job *j)
-{
-    const char *d = j->m.data;
-    size_t n = j->m.len;
-    if (j->m.origin == ACCEPT_SUBMISSION) {
-        if (filter_clean_submission(d, n, &j->clean) < 0)
-            return -1;
-        d = j->clean.data ? j->clean.data : "";
-        n = j->clean.len;
-    } else if (j->n_remote && buf_append(&j->clean, d, n) < 0) {
-        return -1;
-    }
-    if (j->n_local && filter_clean_delivery(d, n, &j->local) < 0)
-        return -1;
-    if (j->prepend.len && j->n_remote) {
-        struct buf both = {0};
-        if (buf_append(&both, j->prepend.data, j->prepend.len) < 0 ||
-            buf_append(&both, j->clean.data, j->clean.len) < 0) {
-            buf_free(&both);
-            return -1;
-        }
-        buf_free(&j->clean);
-        j->clean = both;
-    }
-    return 0;
-}
-
-static void prep_work(uv_work_t *req)
-{
-    struct accept_job *j = req->data;
-    struct filter_envelope fe = {.mail_from = j->m.mail_from, .rcpts = j->m.rcpts,
-                                 .n_rcpts = j->m.n_rcpts};
-    if (j->m.origin == ACCEPT_SUBMISSION)
-        j->prep_rc = filter_outgoing(j->m.data, j->m.len, &fe, &j->fr);
-    else
-        j->prep_rc = filter_incoming(j->m.data, j->m.len, &fe, rcpt_enforced, NULL, &j->fr);
-    if (j->prep_rc < 0 || j->fr.code != 0 || !run_checks(j))
-        return;
-    if (make_copies(j) < 0)
-        j->prep_rc = -1;
-}
+static void start_delivery(struct accept_job *j);
 
 /* ------------------------------------------------------------ 2: decision */
-
-static void count_decision(const struct accept_job *j)
-{
-    enum filter_direction dir = j->m.origin == ACCEPT_SUBMISSION ? FILTER_OUTGOING
-                                                                 : FILTER_INCOMING;
-    const struct filter_result *fr = &j->fr;
-    char lines[2][FILTER_REPLY_MAX];
-    int n = filter_log_lines(dir, fr, lines);
-    for (int i = 0; i < n; i++)
-        log_info("%s", lines[i]);
-    bool enc = fr->kind == FILTER_KIND_ENCRYPTED || fr->kind == FILTER_KIND_SECUREJOIN;
-    if (dir == FILTER_OUTGOING && enc)
-        metrics_inc(M_OUTGOING_ENCRYPTED);
-    else if (dir == FILTER_OUTGOING && fr->kind != FILTER_KIND_INVALID)
-        metrics_inc(M_OUTGOING_UNENCRYPTED);
-    else if (enc)
-        metrics_inc(M_INCOMING_ENCRYPTED);
-    else if (fr->kind != FILTER_KIND_INVALID)
-        metrics_inc(M_INCOMING_UNENCRYPTED);
-    if (dir == FILTER_INCOMING && fr->kind == FILTER_KIND_MAILER_DAEMON)
-        metrics_inc(M_INCOMING_MAILER_DAEMON);
-    if (fr->kind == FILTER_KIND_REJECTED)
-        metrics_inc(M_REJECTED_UNENCRYPTED);
-}
-
-static void start_delivery(struct accept_job *j);
 
 static void prep_done(uv_work_t *req, int status)
 {
@@ -321,7 +175,7 @@ static void prep_done(uv_work_t *req, int status)
         refuse(j, 451, j->prep_rc < 0 && j->fr.code == 451 ? j->fr.reply : REPLY_NOMEM);
         return;
     }
-    count_decision(j);
+    accept_count_decision(j);
     if (j->fr.code != 0)
         refuse(j, j->fr.code, j->fr.reply);
     else if (j->check_code != 0)
@@ -338,12 +192,13 @@ struct accept_job *accept_message(const struct accept_msg *m, accept_cb cb, void
     j->m = *m;
     if (!j->m.data)
         j->m.data = "";
+    j->cfg = A.cfg;
     j->cb = cb;
     j->ud = ud;
     j->t0_ns = uv_hrtime();
     j->work.data = j;
     if (!A.store || split_rcpts(j) < 0 ||
-        uv_queue_work(A.loop, &j->work, prep_work, prep_done) < 0) {
+        uv_queue_work(A.loop, &j->work, accept_prep_work, prep_done) < 0) {
         job_free(j);
         return NULL;
     }
