@@ -1,44 +1,45 @@
 /* cmd_append.c: APPEND (with LITERAL+ and synchronising literals, both
  * handled by the reader): flags, internal date, quota check
  * ([OVERQUOTA]), [TRYCREATE] for a missing folder, and UIDPLUS's
- * [APPENDUID]. Watchers of the folder are notified. Worker thread. */
+ * [APPENDUID]. Watchers of the folder are notified. Worker thread. The
+ * file itself is written by store (store_append: durable, quota-counted). */
 #include <string.h>
 
 #include "core/config.h"
-#include "imap/append_file.h"
+#include "core/log.h"
 #include "imap/imap_date.h"
 #include "imap/session_int.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
 static enum cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
                                      const char *name, const struct imap_arg *msg,
                                      uint32_t flags, int64_t idate)
 {
-    uint64_t used, limit;
-    if (imap_quota_usage(s, &used, &limit) == 0 && limit && used + msg->len > limit)
-        return imap_no(s, c, "[OVERQUOTA] Quota exceeded (mailbox for user is full)");
-    struct buf dir = {0};
     struct mailbox *mb = NULL;
     const char *err;
-    if (folder_path(s->account_dir, name, &dir) < 0 ||
-        mailbox_open(s->account_dir, name, &mb, &err) < 0) {
-        buf_free(&dir);
+    if (mailbox_open(s->account_dir, name, &mb, &err) < 0) {
         imap_tagged(s, c, "NO", "[TRYCREATE] Mailbox doesn't exist: %s", name);
         return CMD_DONE;
     }
-    char fname[512];
-    bool in_cur;
+    struct store_opts o = {.compress = s->cfg->store_compress,
+                           .quota = quota_cache_shared(),
+                           .max_mailbox_size_mb = s->cfg->max_mailbox_size_mb};
     uint32_t uid = 0;
     uint64_t modseq = 0;
-    int rc = imap_append_file(dir.data, msg->str, msg->len, flags, idate, fname, sizeof fname,
-                              &in_cur);
-    buf_free(&dir);
-    if (rc == 0)
-        rc = mailbox_append_file(mb, in_cur, fname, &uid, &modseq, &err);
+    int e = 0;
+    enum store_status st =
+        store_append(mb, s->account_dir, msg->str, msg->len, flags, idate, &o, &uid, &modseq, &e);
     uint32_t uidvalidity = mailbox_uidvalidity(mb);
     mailbox_close(mb);
-    if (rc < 0)
+    if (st == STORE_EQUOTA)
+        return imap_no(s, c, "[OVERQUOTA] " QUOTA_REASON);
+    if (st != STORE_OK) {
+        log_error("imap: append failed: %s", strerror(e));
         return imap_no(s, c, "Internal error occurred. Refer to server log for more information.");
+    }
+    if (!uid) /* stored durably; its UID comes with the next sync */
+        return imap_ok(s, c, "Append completed.");
     imap_note(s, STORE_EV_APPEND, name, uid, flags, modseq);
     imap_tagged(s, c, "OK", "[APPENDUID %u %u] Append completed.", uidvalidity, uid);
     return CMD_DONE;

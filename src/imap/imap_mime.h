@@ -1,7 +1,7 @@
 /* imap_mime.h: the MIME tree of a message as IMAP FETCH sees it (part
  * numbers, HEADER/TEXT/MIME sections), BODYSTRUCTURE and ENVELOPE output,
  * and message file reading with bare LF turned into CRLF. Built on the
- * header/multipart helpers of src/filter (filter_int.h). Bounded by
+ * header/multipart walkers of src/filter (filter.h). Bounded by
  * LIM_MIME_DEPTH and LIM_MIME_PARTS; anything unparseable becomes a
  * text/plain leaf, never an error. */
 #ifndef CM_IMAP_IMAP_MIME_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "core/buf.h"
-#include "filter/filter_int.h"
+#include "filter/filter.h"
 
 struct imap_part {
     struct span hdr;  /* header block incl. the last header's CRLF */

@@ -84,6 +84,20 @@ long queue_count(const char *dir)
     return n;
 }
 
+int queue_remove(const char *dir, const char *id)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, id) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (unlink(path) == 0) {
+        metrics_gauge_add(G_QUEUE_LENGTH, -1);
+        return 0;
+    }
+    return errno == ENOENT ? 0 : -1;
+}
+
 /* ---------- async ---------- */
 
 struct queue_req {

@@ -41,6 +41,10 @@ int queue_write_async(uv_loop_t *loop, const char *dir, const char *mail_from,
                       const char *const *rcpts, size_t n_rcpts, const char *msg, size_t len,
                       void (*cb)(void *ud, int status, const char *id), void *ud);
 
+/* Removes a queue file that was written for a message that will not be
+ * acknowledged after all. 0, or -1 with errno (ENOENT counts as done). */
+int queue_remove(const char *dir, const char *id);
+
 /* Parses the envelope at the start of a queue file's bytes. Returns 0, or
  * -1 when the header is malformed. Free with queue_envelope_free. */
 int queue_parse_envelope(const char *data, size_t len, struct queue_envelope *env);

@@ -8,7 +8,7 @@
  *                -> LOCAL_OK / LOCAL_UNKNOWN; other domains -> REMOTE_OK
  *   DATA_CHUNK   spool_append (memory, spilling to <state_dir>/spool)
  *   DATA_ABORT   spool_reset
- *   MESSAGE_DONE submit_message.c (filter, cleanup, delivery, queue)
+ *   MESSAGE_DONE submit_message.c -> the acceptance pipeline (accept.c)
  *   CLOSE        conn_close after the output
  * Reading is paused while an asynchronous action is pending, so a client
  * cannot make us buffer more than one read beyond what the machine holds.
@@ -27,10 +27,9 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "smtp/accept_int.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_ratelimit.h"
-
-#define SUBMIT_STORE_WORKERS 2    /* delivery batches running at once */
 
 struct smtp_module smtp_mod;
 
@@ -306,6 +305,7 @@ static void sub_closed(void *p)
 {
     struct sub *s = p;
     s->gone = true;
+    submit_message_cancel(s->msg);
     if (s->login) {
         store_login_cancel(s->login);
         s->login = NULL;
@@ -354,16 +354,9 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
-    long queued = queue_count(smtp_mod.queue_dir);
-    metrics_gauge_set(G_QUEUE_LENGTH, queued > 0 ? queued : 0);
     smtp_mod.ratelimit = smtp_ratelimit_new(cfg->max_user_send_per_minute,
                                             cfg->max_user_send_burst_size, LIM_RATELIMIT_KEYS);
-    smtp_mod.quota = quota_cache_shared(); /* shared with IMAP and expiry */
-    struct store_opts o = {.quota = smtp_mod.quota,
-                           .max_mailbox_size_mb = cfg->max_mailbox_size_mb,
-                           .compress = cfg->store_compress};
-    smtp_mod.store = smtp_mod.quota ? store_async_new(loop, &o, SUBMIT_STORE_WORKERS) : NULL;
-    if (!smtp_mod.ratelimit || !smtp_mod.store) {
+    if (!smtp_mod.ratelimit || accept_init(loop, cfg, smtp_mod.queue_dir) < 0) {
         snprintf(err, errlen, "out of memory");
         smtp_free();
         return -1;
@@ -373,7 +366,7 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
 
 void smtp_free(void)
 {
-    store_async_free(smtp_mod.store);
+    accept_free();
     smtp_ratelimit_free(smtp_mod.ratelimit);
     free(smtp_mod.spool_dir);
     free(smtp_mod.queue_dir);

@@ -1,5 +1,5 @@
 /* submission_int.h: private to submission.c (the session owner) and
- * submit_message.c (the end-of-DATA pipeline): the per-connection state and
+ * submit_message.c (the end of DATA, handed to the acceptance pipeline): the per-connection state and
  * the module state made by smtp_init. Loop thread only, except where a
  * field says a worker reads it. */
 #ifndef CM_SMTP_SUBMISSION_INT_H
@@ -13,10 +13,9 @@
 #include "core/buf.h"
 #include "core/spool.h"
 #include "filter/filter.h"
-#include "smtp/queue.h"
+#include "smtp/smtp.h"
 #include "smtp/smtp_session.h"
 #include "store/accounts.h"
-#include "store/maildir.h"
 
 struct config;
 struct conn;
@@ -26,40 +25,17 @@ struct smtp_module {
     uv_loop_t *loop;
     const struct config *cfg;
     struct smtp_ratelimit *ratelimit;
-    struct quota_cache *quota;
-    struct store_async *store;
     char *spool_dir, *queue_dir;
     uint64_t msg_counter; /* for queue ids of local-only messages */
 };
 extern struct smtp_module smtp_mod;
 
-/* One message between MESSAGE_DONE and its final reply. Workers read the
- * inputs and write the outputs of the stage they run; the loop thread owns
- * the rest. */
+/* One message between MESSAGE_DONE and its final reply: what the
+ * acceptance pipeline reads until its callback. */
 struct submit_msg {
-    uv_work_t work;
-    struct sub *s;
-    uint64_t t0_ns;             /* MESSAGE_DONE time (submit-to-stored latency) */
-    const char *data;           /* the spool view */
-    size_t len;
-    const char **all_rcpts;     /* envelope recipients, for the filter */
-    size_t n_all;
-    const char *mail_from;
-    struct filter_result fr;    /* worker: the filter's decision */
-    int prep_rc;                /* worker: 0, or -1 out of memory */
-    struct buf clean;           /* worker: submission cleanup (queue copy) */
-    struct buf local;           /* worker: + delivery cleanup (Maildir copy) */
-    struct store_rcpt *lr;      /* local recipients, deduplicated */
-    char (*laddr)[STORE_ADDR_MAX + 1];
-    char (*ldir)[4096];
-    size_t n_local;
-    const char **remote;        /* remote recipients, deduplicated */
-    size_t n_remote;
-    unsigned waiting;           /* delivery parts outstanding */
-    int queue_status;           /* 0 or -errno */
-    bool queued;
-    char queue_id[QUEUE_ID_LEN];
-    char reply[FILTER_REPLY_MAX];
+    struct accept_job *job;     /* NULL until started */
+    const char **rcpts;         /* envelope recipients (the session's strings) */
+    bool *local;                /* rcpts[i] is an existing local account */
 };
 
 /* One submission connection. Freed when the connection is gone AND no
@@ -87,9 +63,11 @@ bool sub_continue(struct sub *s);
 void sub_hold(struct sub *s);
 bool sub_release(struct sub *s);
 
-/* submit_message.c: handles SMTP_ACT_MESSAGE_DONE: filter, cleanup, local
- * delivery, queueing; resumes the session with the final reply. */
+/* submit_message.c: handles SMTP_ACT_MESSAGE_DONE: hands the message to
+ * the acceptance pipeline and resumes the session with the final reply. */
 void submit_message_start(struct sub *s, const struct smtp_envelope *env);
+/* The connection went away: the pipeline stores nothing if still in time. */
+void submit_message_cancel(struct submit_msg *m);
 /* Frees what a message holds (the session is gone or done). */
 void submit_message_free(struct submit_msg *m);
 

@@ -1,46 +1,26 @@
-/* submit_message.c: what happens to a submitted message after the final
- * dot, up to its one reply line.
- *
- *  1. Worker: filter_outgoing (From == MAIL FROM, encryption rules of spec
- *     §3.5), then filter_clean_submission (authclean: Received,
- *     X-Originating-IP, X-Mailer, User-Agent go, Subject becomes [...]) and,
- *     for the Maildir copy, filter_clean_delivery on top (Received,
- *     DKIM-Signature, Authentication-Results). We add no Received header.
- *  2. Loop: the spec's log lines and counters; a refusal is answered as the
- *     filter wrote it (500 / 523).
- *  3. Local recipients (deduplicated): store_deliver_async, one durable
- *     copy each (file and new/ fsynced) with the Dovecot quota. Remote
- *     recipients (deduplicated): queue_write_async into <state_dir>/queue
- *     (fsynced). Both run at once.
- *  4. When every part is durable: watchers of each local account (IMAP IDLE
- *     sessions, push) are told in this loop turn with
- *     store_notify_append(addr, "INBOX", uid 0, ...): uid 0 means "a file
- *     arrived in new/; sync the folder to give it its UID" (the index is
- *     the watcher's business: we do not open mailboxes here). Then
- *     "250 2.0.0 Ok: queued as <id>".
- *     When any part failed, the parts that did succeed are removed again
- *     (on a worker) before answering, so a message is acknowledged entirely
- *     or not at all: quota -> "552 5.2.2 <rcpt>: Quota exceeded (mailbox for
- *     user is full)" (Dovecot's LMTP text; for submission the direct 5xx is
- *     the honest answer, as there is no bounce to send yet), anything else
- *     -> "451 4.3.0 Error: queue file write error". A crash in between can
- *     leave a stored copy of an unacknowledged message, never the reverse.
- *  5. After a local delivery the §5.2 quota trim runs on a worker (only
- *     does work above 75 % of the quota). */
+/* submit_message.c: a submitted message after the final dot, up to its
+ * one reply line. The session only hands the spooled message and the
+ * envelope to the acceptance pipeline (accept.c: filter, cleanup, durable
+ * delivery and queueing, watchers) and turns the per-recipient result into
+ * the reply:
+ *   - a refusal of the whole message (filter 500 / 523, 451) as written;
+ *   - every recipient delivered or queued: "250 2.0.0 Ok: queued as <id>";
+ *   - otherwise (all_or_nothing until delivery status notifications for
+ *     the sender exist, so a message is acknowledged entirely or not at
+ *     all): any temporary failure -> "451 4.3.0 Error: queue file write
+ *     error", else the first full mailbox -> "552 5.2.2 <rcpt>: Quota
+ *     exceeded (mailbox for user is full)" (Dovecot's LMTP text; for
+ *     submission the direct 5xx is the honest answer). */
 #include "smtp/submission_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "core/config.h"
 #include "core/log.h"
-#include "core/metrics.h"
-#include "store/mailbox.h"
+#include "store/maildir.h"
 
 #define REPLY_IOERR "451 4.3.0 Error: queue file write error"
 #define REPLY_NOMEM "451 4.3.0 Error: insufficient system resources"
@@ -49,20 +29,14 @@ void submit_message_free(struct submit_msg *m)
 {
     if (!m)
         return;
-    buf_free(&m->clean);
-    buf_free(&m->local);
-    free(m->all_rcpts);
-    free(m->lr);
-    free(m->laddr);
-    free(m->ldir);
-    free(m->remote);
+    free(m->rcpts);
+    free(m->local);
     free(m);
 }
 
 /* The final reply: resumes the session and forgets the message. */
-static void finish(struct submit_msg *m, const char *reply)
+static void finish(struct sub *s, struct submit_msg *m, const char *reply)
 {
-    struct sub *s = m->s;
     spool_reset(&s->spool);
     s->msg = NULL;
     s->acting = false;
@@ -72,345 +46,77 @@ static void finish(struct submit_msg *m, const char *reply)
     sub_continue(s);
 }
 
-/* ------------------------------------------------------------ recipients */
-
-static bool seen_local(const struct submit_msg *m, const char *addr)
+static void result_reply(const struct accept_result *res, char *out, size_t cap)
 {
-    for (size_t i = 0; i < m->n_local; i++)
-        if (strcmp(m->laddr[i], addr) == 0)
-            return true;
-    return false;
-}
-
-static bool seen_remote(const struct submit_msg *m, const char *addr)
-{
-    for (size_t i = 0; i < m->n_remote; i++)
-        if (strcasecmp(m->remote[i], addr) == 0)
-            return true;
-    return false;
-}
-
-/* Local recipients were found to exist at RCPT time (rcpt->local); user+tag
- * goes to user's mailbox, once per mailbox. */
-static int add_local(struct submit_msg *m, const char *addr)
-{
-    const char *why;
-    char norm[STORE_ADDR_MAX + 1];
-    if (store_addr_recipient(smtp_mod.cfg, addr, norm, sizeof norm, &why) < 0)
-        return -1;
-    if (seen_local(m, norm))
-        return 0;
-    size_t i = m->n_local;
-    if (store_account_dir(smtp_mod.cfg, norm, m->ldir[i], sizeof m->ldir[i]) < 0)
-        return -1;
-    memcpy(m->laddr[i], norm, sizeof norm);
-    m->lr[i] = (struct store_rcpt){.dir = m->ldir[i]};
-    m->n_local++;
-    return 0;
-}
-
-static int split_rcpts(struct submit_msg *m, const struct smtp_envelope *env)
-{
-    size_t n = env->n_rcpts;
-    m->all_rcpts = calloc(n ? n : 1, sizeof *m->all_rcpts);
-    m->remote = calloc(n ? n : 1, sizeof *m->remote);
-    m->lr = calloc(n ? n : 1, sizeof *m->lr);
-    m->laddr = calloc(n ? n : 1, sizeof *m->laddr);
-    m->ldir = calloc(n ? n : 1, sizeof *m->ldir);
-    if (!m->all_rcpts || !m->remote || !m->lr || !m->laddr || !m->ldir)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct smtp_rcpt *r = &env->rcpts[i];
-        m->all_rcpts[i] = r->addr;
-        if (r->local) {
-            if (add_local(m, r->addr) < 0)
-                return -1;
-        } else if (!seen_remote(m, r->addr)) {
-            m->remote[m->n_remote++] = r->addr;
-        }
+    const char *quota_rcpt = NULL;
+    bool ioerr = false;
+    for (size_t i = 0; i < res->n_rcpts; i++) {
+        if (res->rcpts[i].status == ACCEPT_TEMPFAIL)
+            ioerr = true;
+        else if (res->rcpts[i].status == ACCEPT_OVERQUOTA && !quota_rcpt)
+            quota_rcpt = res->rcpts[i].addr;
     }
-    m->n_all = n;
-    return 0;
+    if (ioerr)
+        snprintf(out, cap, "%s", REPLY_IOERR);
+    else if (quota_rcpt)
+        snprintf(out, cap, "552 5.2.2 <%s>: %s", quota_rcpt, QUOTA_REASON);
+    else if (res->queued)
+        snprintf(out, cap, "250 2.0.0 Ok: queued as %s", res->queue_id);
+    else
+        snprintf(out, cap, "250 2.0.0 Ok: queued as %llX%05llX", (unsigned long long)time(NULL),
+                 (unsigned long long)++smtp_mod.msg_counter);
 }
 
-/* ------------------------------------------------------------ 1-2: filter */
-
-static void prep_work(uv_work_t *req)
+static void on_accepted(void *ud, const struct accept_result *res)
 {
-    struct submit_msg *m = req->data;
-    struct filter_envelope fe = {.mail_from = m->mail_from, .rcpts = m->all_rcpts,
-                                 .n_rcpts = m->n_all};
-    m->prep_rc = filter_outgoing(m->data, m->len, &fe, &m->fr);
-    if (m->prep_rc < 0 || m->fr.code != 0)
-        return;
-    if (filter_clean_submission(m->data, m->len, &m->clean) < 0 ||
-        (m->n_local && filter_clean_delivery(m->clean.data, m->clean.len, &m->local) < 0))
-        m->prep_rc = -1;
-}
-
-static void count_decision(const struct filter_result *fr)
-{
-    char lines[2][FILTER_REPLY_MAX];
-    int n = filter_log_lines(FILTER_OUTGOING, fr, lines);
-    for (int i = 0; i < n; i++)
-        log_info("%s", lines[i]);
-    if (fr->kind == FILTER_KIND_ENCRYPTED || fr->kind == FILTER_KIND_SECUREJOIN)
-        metrics_inc(M_OUTGOING_ENCRYPTED);
-    else if (fr->kind != FILTER_KIND_INVALID)
-        metrics_inc(M_OUTGOING_UNENCRYPTED);
-    if (fr->kind == FILTER_KIND_REJECTED)
-        metrics_inc(M_REJECTED_UNENCRYPTED);
-}
-
-static void start_delivery(struct submit_msg *m);
-
-static void prep_done(uv_work_t *req, int status)
-{
-    struct submit_msg *m = req->data;
-    struct sub *s = m->s;
-    if (s->gone) { /* nobody to answer: store nothing */
+    struct sub *s = ud;
+    struct submit_msg *m = s->msg;
+    if (res->cancelled) { /* the connection is gone: nothing was stored */
+        s->msg = NULL;
+        submit_message_free(m);
         sub_release(s);
         return;
     }
-    if (status < 0 || m->prep_rc < 0) {
-        finish(m, m->prep_rc < 0 && m->fr.code == 451 ? m->fr.reply : REPLY_NOMEM);
-    } else {
-        count_decision(&m->fr);
-        if (m->fr.code != 0)
-            finish(m, m->fr.reply);
-        else
-            start_delivery(m);
-    }
+    char reply[FILTER_REPLY_MAX];
+    if (res->code != 0)
+        snprintf(reply, sizeof reply, "%s", res->reply);
+    else
+        result_reply(res, reply, sizeof reply);
+    finish(s, m, reply);
     sub_release(s);
 }
 
 void submit_message_start(struct sub *s, const struct smtp_envelope *env)
 {
     struct submit_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        s->acting = false;
-        spool_reset(&s->spool);
-        smtp_session_resume_message(s->ss, REPLY_NOMEM);
-        return;
-    }
+    size_t n = env->n_rcpts ? env->n_rcpts : 1;
+    struct accept_msg am = {.origin = ACCEPT_SUBMISSION, .mail_from = env->mail_from,
+                            .n_rcpts = env->n_rcpts, .all_or_nothing = true};
     s->msg = m;
-    m->s = s;
-    m->t0_ns = uv_hrtime();
-    m->mail_from = env->mail_from;
-    m->work.data = m;
-    if (spool_view(&s->spool, &m->data, &m->len) < 0) {
-        log_error("submission: cannot read the spool: %s", strerror(errno));
-        finish(m, REPLY_IOERR);
+    if (!m || !(m->rcpts = calloc(n, sizeof *m->rcpts)) || !(m->local = calloc(n, sizeof *m->local))) {
+        finish(s, m, REPLY_NOMEM);
         return;
     }
-    if (!m->data)
-        m->data = "";
-    if (split_rcpts(m, env) < 0 ||
-        uv_queue_work(smtp_mod.loop, &m->work, prep_work, prep_done) < 0) {
-        finish(m, REPLY_NOMEM);
+    for (size_t i = 0; i < env->n_rcpts; i++) {
+        m->rcpts[i] = env->rcpts[i].addr;
+        m->local[i] = env->rcpts[i].local;
+    }
+    am.rcpts = m->rcpts;
+    am.local = m->local;
+    if (spool_view(&s->spool, &am.data, &am.len) < 0) {
+        log_error("submission: cannot read the spool: %s", strerror(errno));
+        finish(s, m, REPLY_IOERR);
+        return;
+    }
+    if (!(m->job = accept_message(&am, on_accepted, s))) {
+        finish(s, m, REPLY_NOMEM);
         return;
     }
     sub_hold(s);
 }
 
-/* ------------------------------------------------------------ 3: store */
-
-static void conclude(struct submit_msg *m);
-
-static void part_done(struct submit_msg *m)
+void submit_message_cancel(struct submit_msg *m)
 {
-    struct sub *s = m->s;
-    if (--m->waiting == 0)
-        conclude(m);
-    sub_release(s);
-}
-
-static void on_stored(void *ud, struct store_rcpt *r, size_t n)
-{
-    (void)r;
-    (void)n;
-    part_done(ud);
-}
-
-static void on_queued(void *ud, int status, const char *id)
-{
-    struct submit_msg *m = ud;
-    m->queue_status = status;
-    if (status == 0) {
-        m->queued = true;
-        snprintf(m->queue_id, sizeof m->queue_id, "%s", id);
-    }
-    part_done(m);
-}
-
-static void start_delivery(struct submit_msg *m)
-{
-    m->waiting = 1; /* held until both parts are started */
-    if (m->n_local) {
-        if (store_deliver_async(smtp_mod.store, m->local.data, m->local.len, m->lr, m->n_local,
-                                on_stored, m) == 0) {
-            m->waiting++;
-            sub_hold(m->s);
-        } else {
-            for (size_t i = 0; i < m->n_local; i++)
-                m->lr[i].status = STORE_EIO;
-        }
-    }
-    if (m->n_remote) {
-        if (queue_write_async(smtp_mod.loop, smtp_mod.queue_dir, m->mail_from, m->remote,
-                              m->n_remote, m->clean.data, m->clean.len, on_queued, m) == 0) {
-            m->waiting++;
-            sub_hold(m->s);
-        } else {
-            m->queue_status = -EAGAIN;
-        }
-    }
-    if (--m->waiting == 0)
-        conclude(m);
-}
-
-/* ------------------------------------------------------------ 4: answer */
-
-struct trim_job {
-    uv_work_t req;
-    size_t n;
-    char (*dirs)[4096];
-};
-
-static void trim_work(uv_work_t *req)
-{
-    struct trim_job *t = req->data;
-    for (size_t i = 0; i < t->n; i++)
-        quota_after_delivery(smtp_mod.quota, t->dirs[i], smtp_mod.cfg->max_mailbox_size_mb,
-                             (int64_t)time(NULL));
-}
-
-static void trim_done(uv_work_t *req, int status)
-{
-    struct trim_job *t = req->data;
-    (void)status;
-    free(t->dirs);
-    free(t);
-}
-
-/* §5.2: trim in the background; a failure only delays it to the next one. */
-static void schedule_trim(const struct submit_msg *m)
-{
-    if (smtp_mod.cfg->max_mailbox_size_mb <= 0)
-        return;
-    struct trim_job *t = calloc(1, sizeof *t);
-    if (t)
-        t->dirs = malloc(m->n_local * sizeof *t->dirs);
-    if (!t || !t->dirs) {
-        free(t);
-        return;
-    }
-    t->n = m->n_local;
-    memcpy(t->dirs, m->ldir, m->n_local * sizeof *t->dirs);
-    t->req.data = t;
-    if (uv_queue_work(smtp_mod.loop, &t->req, trim_work, trim_done) < 0)
-        trim_done(&t->req, 0);
-}
-
-static void succeed(struct submit_msg *m)
-{
-    for (size_t i = 0; i < m->n_local; i++) {
-        metrics_inc(M_DELIVERED_MAIL);
-        store_notify_append(m->laddr[i], "INBOX", 0, 0, 0, NULL);
-    }
-    if (m->n_local) {
-        metrics_observe_delivery_us((uv_hrtime() - m->t0_ns) / 1000);
-        schedule_trim(m);
-    }
-    char reply[FILTER_REPLY_MAX];
-    if (m->queued)
-        snprintf(reply, sizeof reply, "250 2.0.0 Ok: queued as %s", m->queue_id);
-    else
-        snprintf(reply, sizeof reply, "250 2.0.0 Ok: queued as %llX%05llX",
-                 (unsigned long long)time(NULL), (unsigned long long)++smtp_mod.msg_counter);
-    finish(m, reply);
-}
-
-struct undo_job {
-    uv_work_t req;
-    struct submit_msg *m;
-};
-
-/* Removes what was stored of a message that will not be acknowledged. */
-static void undo_work(uv_work_t *req)
-{
-    struct submit_msg *m = ((struct undo_job *)req->data)->m;
-    char path[4096 + MDNAME_MAX + 16];
-    for (size_t i = 0; i < m->n_local; i++) {
-        if (m->lr[i].status != STORE_OK)
-            continue;
-        snprintf(path, sizeof path, "%s/new/%s", m->ldir[i], m->lr[i].name);
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_error("submission: cannot remove %s: %s", path, strerror(errno));
-        quota_forget(smtp_mod.quota, m->ldir[i]);
-    }
-    if (m->queued) {
-        snprintf(path, sizeof path, "%s/%s", smtp_mod.queue_dir, m->queue_id);
-        if (unlink(path) == 0)
-            metrics_gauge_add(G_QUEUE_LENGTH, -1);
-        else if (errno != ENOENT)
-            log_error("submission: cannot remove %s: %s", path, strerror(errno));
-    }
-}
-
-static void undo_done(uv_work_t *req, int status)
-{
-    struct undo_job *u = req->data;
-    struct submit_msg *m = u->m;
-    struct sub *s = m->s;
-    (void)status;
-    free(u);
-    finish(m, m->reply);
-    sub_release(s);
-}
-
-/* The reply for a failed message; counts and logs quota refusals. */
-static bool failure_reply(struct submit_msg *m)
-{
-    const char *quota_rcpt = NULL;
-    bool ioerr = m->n_remote && m->queue_status != 0;
-    for (size_t i = 0; i < m->n_local; i++) {
-        if (m->lr[i].status == STORE_EQUOTA) {
-            metrics_inc(M_QUOTA_EXCEEDED);
-            log_info("delivery to %s refused: %s", m->laddr[i], QUOTA_REASON);
-            if (!quota_rcpt)
-                quota_rcpt = m->laddr[i];
-        } else if (m->lr[i].status == STORE_EIO) {
-            log_error("delivery to %s failed: %s", m->laddr[i], strerror(m->lr[i].err));
-            ioerr = true;
-        }
-    }
-    if (ioerr)
-        snprintf(m->reply, sizeof m->reply, "%s", REPLY_IOERR);
-    else if (quota_rcpt)
-        snprintf(m->reply, sizeof m->reply, "552 5.2.2 <%s>: %s", quota_rcpt, QUOTA_REASON);
-    if (m->n_remote && m->queue_status != 0)
-        log_error("submission: queue write failed: %s", strerror(-m->queue_status));
-    return ioerr || quota_rcpt;
-}
-
-static void conclude(struct submit_msg *m)
-{
-    if (!failure_reply(m)) {
-        succeed(m);
-        return;
-    }
-    struct undo_job *u = calloc(1, sizeof *u);
-    if (!u) {
-        finish(m, m->reply);
-        return;
-    }
-    u->m = m;
-    u->req.data = u;
-    if (uv_queue_work(smtp_mod.loop, &u->req, undo_work, undo_done) < 0) {
-        free(u);
-        finish(m, m->reply);
-        return;
-    }
-    sub_hold(m->s);
+    if (m && m->job)
+        accept_cancel(m->job);
 }

@@ -63,6 +63,9 @@ bool store_account_exists(const struct config *cfg, const char *addr);
 /* Entries of mailboxes_dir named like an address that hold a password file
  * (account_count.c; blocking: call at startup). 0 when there is no tree. */
 long store_count_accounts(const struct config *cfg);
+/* True when incoming mail for addr must be encrypted: its account has the
+ * enforceE2EEincoming file, or addr is no valid address here. */
+bool store_account_enforces_e2ee(const struct config *cfg, const char *addr);
 
 /* ---- password schemes (password.c) ---- */
 

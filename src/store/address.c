@@ -11,10 +11,12 @@
 
 #include "core/config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Dovecot auth_username_chars after lower-casing: a-z 0-9 . - _ @ [ ] */
 static bool login_char_ok(unsigned char c)
@@ -150,4 +152,13 @@ bool store_account_exists(const struct config *cfg, const char *addr)
         return false;
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+}
+
+bool store_account_enforces_e2ee(const struct config *cfg, const char *addr)
+{
+    char dir[LIM_STORE_PATH], path[LIM_STORE_PATH];
+    if (store_account_dir(cfg, addr, dir, sizeof dir) < 0 ||
+        store_path(path, sizeof path, dir, "enforceE2EEincoming") < 0)
+        return true;
+    return access(path, F_OK) == 0 || errno != ENOENT;
 }

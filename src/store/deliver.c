@@ -347,3 +347,36 @@ size_t store_deliver(const void *msg, size_t len, struct store_rcpt *r, size_t n
         ok += r[i].status == STORE_OK;
     return ok;
 }
+
+size_t store_undeliver(const struct store_rcpt *r, size_t n, const struct store_opts *o)
+{
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].status != STORE_OK || !r[i].name[0])
+            continue;
+        char *path = path_join3(r[i].dir, "new", r[i].name);
+        struct mdname mn;
+        if (!path) {
+            failed++;
+            continue;
+        }
+        if (unlink(path) == 0) {
+            int64_t size = mdname_parse(r[i].name, strlen(r[i].name), &mn) == 0 && mn.has_size
+                               ? (int64_t)mn.size
+                               : -1;
+            if (size < 0 && o->quota)
+                quota_forget(o->quota, account_of(&r[i]));
+            else if (size < 0)
+                quota_changed_unknown(account_of(&r[i]));
+            else if (o->quota)
+                quota_adjust(o->quota, account_of(&r[i]), -size);
+            else
+                quota_changed(account_of(&r[i]), -size);
+        } else if (errno != ENOENT) {
+            log_error("store: cannot take back %s: %s", path, strerror(errno));
+            failed++;
+        }
+        free(path);
+    }
+    return failed;
+}

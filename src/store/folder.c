@@ -7,6 +7,7 @@
 #include "core/limits.h"
 #include "store/index_int.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -115,6 +116,7 @@ int folder_delete(const char *account_dir, const char *name, const char **err)
         goto out;
     }
     rc = remove_tree(trash.data);
+    quota_changed_unknown(account_dir); /* its messages no longer count */
     (void)folder_subscribe(account_dir, name, false, err);
 out:
     buf_free(&dir);

@@ -7,6 +7,7 @@
 #include "core/limits.h"
 #include "store/index_int.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -121,10 +122,20 @@ int mailbox_expunge(struct mailbox *mb, uint32_t uid, uint64_t *modseq_out, cons
         *err = "no such message";
         goto out;
     }
-    if (mbsync_file_path(mb, &r, &path) < 0 || (unlink(path.data) < 0 && errno != ENOENT)) {
+    bool removed = false;
+    if (mbsync_file_path(mb, &r, &path) < 0) {
         *err = "cannot remove the message file";
         goto out;
     }
+    if (unlink(path.data) == 0)
+        removed = true;
+    else if (errno != ENOENT) {
+        *err = "cannot remove the message file";
+        goto out;
+    }
+    /* The file is gone from here on: the quota follows whatever the index does. */
+    if (removed)
+        quota_changed(mb->account_dir, -(int64_t)r.size);
     if (mbsync_next_modseq(mb, modseq_out) < 0 || idx_expunge(mb->ix, uid, *modseq_out) < 0 ||
         mbsync_uidlist_stale(mb, 1) < 0 || idx_commit(mb->ix) < 0) {
         *err = "cannot update the mailbox index"; /* the next sync notices the file is gone */
@@ -244,6 +255,8 @@ int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_
     rc = mailbox_append_file(dst, true, name.data, dst_uid, &ms, err);
     if (rc < 0)
         unlink(to.data);
+    else
+        quota_changed(dst->account_dir, (int64_t)r.size); /* a link counts as a copy */
 out:
     buf_free(&strings);
     buf_free(&from);

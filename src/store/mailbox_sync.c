@@ -5,6 +5,7 @@
  * dovecot-uidlist so that UIDs survive index loss. One transaction. */
 #include "store/index_int.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -391,6 +392,10 @@ static int scan_apply(struct mailbox *mb, struct scan *sc, bool rebuild, const s
         idx_meta_set(mb->ix, "mtime_new", mnew) < 0 || idx_meta_set(mb->ix, "mtime_cur", mcur) < 0)
         goto out;
     rc = idx_commit(mb->ix);
+    /* Files removed behind our back (trim, expiry, another program): what
+     * they weighed is not known here, so the quota is counted again. */
+    if (rc == 0 && expunged)
+        quota_changed_unknown(mb->account_dir);
 out:
     if (rc < 0)
         idx_rollback(mb->ix);

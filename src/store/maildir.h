@@ -113,6 +113,13 @@ int quota_reserve(struct quota_cache *qc, const char *account_dir, uint64_t size
 /* Adds delta (negative after deletes or a failed delivery). */
 void quota_adjust(struct quota_cache *qc, const char *account_dir, int64_t delta);
 void quota_forget(struct quota_cache *qc, const char *account_dir);
+/* Called by store for every change it makes to an account's messages
+ * outside delivery (expunge, COPY/MOVE, APPEND, undo): adjusts the shared
+ * cache when it exists. _unknown drops the entry (next use scans), for
+ * changes whose size store cannot tell (files gone behind our back, a
+ * folder removed). */
+void quota_changed(const char *account_dir, int64_t delta);
+void quota_changed_unknown(const char *account_dir);
 /* Quota in bytes from max_mailbox_size in MB, and the trim target:
  * floor(mb * 70 / 100) MB, as chatmail-quota-expire is called. */
 uint64_t quota_limit_bytes(long max_mailbox_size_mb);
@@ -177,6 +184,26 @@ struct store_opts {
  * the number of recipients delivered. */
 size_t store_deliver(const void *msg, size_t len, struct store_rcpt *r, size_t n,
                      const struct store_opts *o);
+
+/* IMAP APPEND of msg into the open folder mb of account_dir, written like a
+ * delivery (quota reserved, gzip when o->compress, tmp/ -> fsync -> cur/
+ * when flags (MB_* bits) are given, else new/ -> fsync of that directory),
+ * mtime = idate when > 0, then indexed: *uid_out and *modseq_out are set
+ * (uid 0 when indexing failed: the durable file gets its UID on the next
+ * sync). STORE_EQUOTA when over quota (nothing written), STORE_EIO with
+ * *err_out = errno. Worker thread. */
+struct mailbox;
+enum store_status store_append(struct mailbox *mb, const char *account_dir, const void *msg,
+                               size_t len, uint32_t flags, int64_t idate,
+                               const struct store_opts *o, uint32_t *uid_out,
+                               uint64_t *modseq_out, int *err_out);
+
+/* Takes back the local copies that store_deliver made of a message that
+ * will not be acknowledged after all (another part of the transaction
+ * failed): every r[i] with status STORE_OK loses its new/ file and its
+ * quota charge. Returns the number of files that could not be removed
+ * (logged). Worker thread. */
+size_t store_undeliver(const struct store_rcpt *r, size_t n, const struct store_opts *o);
 
 /* Several messages at once: files are written and fsynced one by one, then
  * renamed, then each distinct new/ directory is fsynced once. */

@@ -206,13 +206,18 @@ int quota_usage(struct quota_cache *qc, const char *account_dir, uint64_t *bytes
     return e ? 0 : -1;
 }
 
+static bool over_limit(uint64_t usage, uint64_t size, uint64_t limit)
+{
+    return limit && (usage > limit || size > limit - usage);
+}
+
 int quota_reserve(struct quota_cache *qc, const char *account_dir, uint64_t size, uint64_t limit)
 {
     pthread_mutex_lock(&qc->lock);
     struct quota_entry *e = get_locked(qc, account_dir);
     int rc = -1;
     if (e) {
-        rc = limit && (e->usage > limit || size > limit - e->usage) ? 1 : 0;
+        rc = over_limit(e->usage, size, limit) ? 1 : 0;
         if (rc == 0)
             e->usage += size;
     }
@@ -296,16 +301,40 @@ int quota_after_delivery(struct quota_cache *qc, const char *account_dir,
 }
 
 static struct quota_cache *shared_cache;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct quota_cache *quota_cache_shared(void)
 {
+    pthread_mutex_lock(&shared_lock);
     if (!shared_cache)
         shared_cache = quota_cache_new();
-    return shared_cache;
+    struct quota_cache *qc = shared_cache;
+    pthread_mutex_unlock(&shared_lock);
+    return qc;
 }
 
 void quota_cache_shared_free(void)
 {
+    pthread_mutex_lock(&shared_lock);
     quota_cache_free(shared_cache);
     shared_cache = NULL;
+    pthread_mutex_unlock(&shared_lock);
+}
+
+/* Store's own changes (expunge, COPY/MOVE, APPEND, undo, folder removal)
+ * go to the shared cache when one exists; nothing to keep otherwise. */
+void quota_changed(const char *account_dir, int64_t delta)
+{
+    pthread_mutex_lock(&shared_lock);
+    if (shared_cache)
+        quota_adjust(shared_cache, account_dir, delta);
+    pthread_mutex_unlock(&shared_lock);
+}
+
+void quota_changed_unknown(const char *account_dir)
+{
+    pthread_mutex_lock(&shared_lock);
+    if (shared_cache)
+        quota_forget(shared_cache, account_dir);
+    pthread_mutex_unlock(&shared_lock);
 }

@@ -112,7 +112,8 @@ static void remove_oldest(int afd, struct trim_list *l, uint64_t target, int64_t
         items[i] = (struct quota_trim_item){l->v[i].secs, l->v[i].size, l->v[i].rel, i};
     size_t k = quota_trim_pick(items, l->n, target, now);
     for (size_t i = 0; i < k; i++) {
-        if (!dry_run && unlinkat(afd, items[i].rel, 0) < 0 && errno != ENOENT)
+        /* gone already (ENOENT): whoever removed it gave its quota back */
+        if (!dry_run && unlinkat(afd, items[i].rel, 0) < 0)
             continue;
         res->removed++;
         res->bytes += items[i].size;

@@ -9,6 +9,16 @@
  *                     index rebuildable from the Maildir, dovecot-uidlist),
  *                     folders, and the change registry that wakes IDLE
  *
+ * Every change to the mail tree goes through these functions - delivery
+ * (store_deliver*), APPEND (store_append), COPY/MOVE, expunge, the undo of
+ * a delivery (store_undeliver), expiry and the quota trim - and each keeps
+ * the shared quota cache exact (or drops the entry so the next use scans).
+ * No other module opens a file under mailboxes_dir for writing.
+ *
+ * These four headers are the only ones other modules can include (the
+ * build gives them no other: see CMakeLists.txt); accounts_priv.h,
+ * index_int.h and sqlheap.h are private to src/store.
+ *
  * Everything on disk stays readable by Dovecot and chatmail's tools, so a
  * relay can move over by pointing mailboxes_dir at its data, and back. */
 #ifndef CM_STORE_STORE_H
