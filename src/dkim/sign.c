@@ -130,6 +130,10 @@ static int put_folded(struct buf *b, size_t *col, const char *text, size_t len)
         if (buf_append(b, "\r\n\t", 3) < 0)
             return -1;
         *col = 1;
+        if (len > 1 && text[0] == ' ') { /* the fold is the separator */
+            text++;
+            len--;
+        }
     }
     *col += len;
     return buf_append(b, text, len);
