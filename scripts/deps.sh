@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev libuv1-dev libinih-dev node-llhttp libsodium-dev libsqlite3-dev
   libc-ares-dev libcurl4-openssl-dev zlib1g-dev libqrencode-dev libcrypt-dev)
 TEST_PKGS=(python3 python3-pytest openssl curl swaks procps iproute2
-  chromium libnss3-tools zbar-tools isync offlineimap3)
+  chromium libnss3-tools zbar-tools isync offlineimap3 python3-dkim python3-dnslib)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" != "--build-only" ]; then
