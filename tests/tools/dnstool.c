@@ -182,6 +182,7 @@ int main(int argc, char **argv)
     g_dns = dns_start(&loop, &opt, &why);
     if (!g_dns) {
         printf("start failed: %s\n", why);
+        uv_loop_close(&loop);
         return 1;
     }
     g_res = dkim_resolver_new(g_dns, DKIM_CACHE_ENTRIES);
