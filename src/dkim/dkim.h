@@ -254,14 +254,19 @@ struct dkim_fetch;
 /* Key lookups through `dns` with a cache of `capacity` entries. */
 struct dkim_resolver *dkim_resolver_new(struct dns *dns, size_t capacity);
 void dkim_resolver_free(struct dkim_resolver *r);
-/* Answers every query of v (after its headers are done): from the cache,
- * else by a DNS TXT lookup. Returns NULL when everything was answered at
- * once (cb is not called), else a handle; cb(arg) runs once when the last
- * answer is in. `now` (unix seconds) is the cache clock. Cancel with
- * dkim_fetch_cancel before freeing v if it is still pending. */
+/* Answers the queries of v (after its headers are done): from the cache,
+ * else by a DNS TXT lookup. With only_domain (the From domain) set, keys of
+ * other d= are not looked up at all: they could not make the verdict pass
+ * (their signatures end as temperror, which the verdict ignores for other
+ * domains), and a message cannot make us query 8 strangers' DNS. Returns
+ * NULL when everything was answered at once (cb is not called), else a
+ * handle; cb(arg) runs once when the last answer is in. `now` (unix
+ * seconds) is the cache clock. Cancel with dkim_fetch_cancel before
+ * freeing v if it is still pending. */
 typedef void (*dkim_fetch_cb)(void *arg);
 struct dkim_fetch *dkim_resolver_fetch(struct dkim_resolver *r, struct dkim_verifier *v,
-                                       int64_t now, dkim_fetch_cb cb, void *arg);
+                                       const char *only_domain, int64_t now, dkim_fetch_cb cb,
+                                       void *arg);
 void dkim_fetch_cancel(struct dkim_fetch *f);
 /* After dkim_verifier_run: drops the cache entries of keys whose signature
  * failed cryptographically (so a rotated key is fetched again). */

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct dkim_resolver {
     struct dns *dns;
@@ -89,8 +90,17 @@ static void on_txt(void *arg, const struct dns_txt_result *res)
     }
 }
 
+/* Is `name` ("<s>._domainkey.<d>") a key of domain d? */
+static bool key_of(const char *name, const char *domain)
+{
+    size_t n = strlen(name), d = strlen(domain);
+    return n > d + 12 && strcasecmp(name + n - d, domain) == 0 &&
+           strncmp(name + n - d - 12, "._domainkey.", 12) == 0;
+}
+
 struct dkim_fetch *dkim_resolver_fetch(struct dkim_resolver *r, struct dkim_verifier *v,
-                                       int64_t now, dkim_fetch_cb cb, void *arg)
+                                       const char *only_domain, int64_t now, dkim_fetch_cb cb,
+                                       void *arg)
 {
     struct dkim_fetch *f = calloc(1, sizeof *f);
     size_t nq = dkim_verifier_nqueries(v);
@@ -108,6 +118,8 @@ struct dkim_fetch *dkim_resolver_fetch(struct dkim_resolver *r, struct dkim_veri
     for (size_t q = 0; q < nq && q < DKIM_MAX_SIGS; q++) {
         struct dkim_keycache_entry e;
         const char *name = dkim_verifier_query(v, q);
+        if (only_domain && !key_of(name, only_domain))
+            continue; /* stays unanswered: temperror, ignored by the verdict */
         if (dkim_keycache_get(r->cache, name, now, &e)) {
             dkim_verifier_set_key(v, q, e.status, e.txt, e.len, e.n);
             continue;

@@ -165,3 +165,31 @@ def test_dkim_key_lookup_through_dns_and_cache(dns, tmp_path):
     assert out[0] == ("dkim 554 5.7.1 No valid DKIM signature found [fail signature did not verify] | "
                       "dkim 554 5.7.1 No valid DKIM signature found [fail signature did not verify]")
     assert dns.queries.count(("sel._domainkey.sender.example", "TXT")) == 2
+
+
+def test_dkim_only_the_from_domain_is_looked_up(dns, tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = "v=DKIM1; p=" + base64.b64encode(spki).decode()
+    msg = b"From: a@sender.example\r\nTo: b@relay.example\r\nSubject: hi\r\n\r\nbody\r\n"
+    once = dkim.sign(msg, b"sel", b"sender.example", pem) + msg
+    twice = dkim.sign(once, b"x", b"stranger.example", pem) + once
+    f = tmp_path / "m.eml"
+    f.write_bytes(twice)
+    dns.set("sel._domainkey.sender.example", "TXT", [record])
+    dns.set("x._domainkey.stranger.example", "TXT", [record])
+    out = run(dns, "dkim", str(f), "sender.example")
+    # the stranger's signature (first) is not looked up: temperror, ignored
+    assert out[0].startswith("dkim pass [temperror key lookup failed temporarily] [pass pass]")
+    names = {q[0] for q in dns.queries}
+    assert "sel._domainkey.sender.example" in names
+    assert "x._domainkey.stranger.example" not in names
+    # with the stranger as From only its key is fetched, and it passes
+    dns.queries.clear()
+    out = run(dns, "dkim", str(f), "stranger.example")
+    assert out[0].startswith("dkim pass [pass pass] [temperror")
+    assert {q[0] for q in dns.queries} == {"x._domainkey.stranger.example"}

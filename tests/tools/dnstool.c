@@ -109,7 +109,7 @@ static void dkim_round(struct op *o)
     o->v = dkim_verifier_new();
     dkim_verifier_feed(o->v, o->msg, o->msg_len);
     dkim_verifier_finish(o->v);
-    if (!dkim_resolver_fetch(g_res, o->v, 1800000000, dkim_fetched, o))
+    if (!dkim_resolver_fetch(g_res, o->v, o->arg2, 1800000000, dkim_fetched, o))
         dkim_report(o, true);
 }
 
