@@ -643,6 +643,51 @@ TEST(keycache_lru_ttl_drop)
     dkim_keycache_free(c);
 }
 
+TEST(header_block_bounded)
+{
+    /* a header block beyond DKIM_MAX_HEADER_BYTES: never a pass, no growth */
+    struct buf m = {0};
+    buf_append(&m, rfc8463_msg, (size_t)(strstr(rfc8463_msg, CRLF CRLF) + 2 - rfc8463_msg));
+    const char *line = "X-Filler: 0123456789012345678901234567890123456789012345678901234567" CRLF;
+    while (m.len < DKIM_MAX_HEADER_BYTES + 1000)
+        buf_append(&m, line, strlen(line));
+    buf_append_str(&m, CRLF "body" CRLF);
+    struct dkim_verifier *v = verify(m.data, m.len, 4096, rfc8463_keys, 2, 1600000000);
+    CHECK_INT_EQ(dkim_verifier_nresults(v), 0);
+    CHECK_STR_EQ(dkim_verifier_verdict(v, "football.example.com").smtp_reply, DKIM_REPLY_INVALID);
+    dkim_verifier_free(v);
+    /* more DKIM-Signature fields than DKIM_MAX_SIGS: only the first ones count */
+    struct buf many = {0};
+    for (int i = 0; i < DKIM_MAX_SIGS + 3; i++)
+        buf_append(&many, rfc8463_msg, (size_t)(strstr(rfc8463_msg, "DKIM-Signature: v=1; a=rsa") - rfc8463_msg));
+    buf_append_str(&many, rfc8463_msg);
+    v = verify(many.data, many.len, 0, rfc8463_keys, 2, 1600000000);
+    CHECK_INT_EQ(dkim_verifier_nresults(v), DKIM_MAX_SIGS);
+    CHECK_STR_EQ(dkim_verifier_result(v, 0)->reason, "pass");
+    dkim_verifier_free(v);
+    buf_free(&many);
+    char dir[] = "/tmp/test_dkim_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/ed.pem", dir);
+    struct dkim_signkey *ed = ed25519_key(path);
+    const char *why = NULL;
+    struct dkim_signer *s = dkim_signer_new(ed, "relay.example", "opendkim", 0, &why);
+    int rc = 0;
+    for (size_t off = 0; off < m.len && rc == 0; off += 1000)
+        rc = dkim_signer_feed(s, m.data + off, m.len - off < 1000 ? m.len - off : 1000);
+    CHECK_INT_EQ(rc, -1);
+    struct buf out = {0};
+    CHECK_INT_EQ(dkim_signer_finish(s, &out, &why), -1);
+    CHECK_STR_EQ(why, "the header block is malformed or too large");
+    buf_free(&out);
+    dkim_signer_free(s);
+    dkim_signkey_free(ed);
+    unlink(path);
+    rmdir(dir);
+    buf_free(&m);
+}
+
 int main(void)
 {
     RUN(rfc8463_both_pass_any_chunking);
@@ -659,5 +704,6 @@ int main(void)
     RUN(sign_then_verify_rsa_generated_and_ed25519);
     RUN(signer_refuses_bad_input);
     RUN(keycache_lru_ttl_drop);
+    RUN(header_block_bounded);
     return check_report();
 }
