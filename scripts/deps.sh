@@ -20,6 +20,7 @@ TEST_PKGS=(
   isync                                           # mbsync
   offlineimap3                                    # python3-imaplib2/-distro are hard deps
   systemd                                         # systemd-analyze verify of the unit
+  python3-dkim python3-dnslib                     # DKIM reference signer, test DNS server
 )
 FRESH_PKGS=(mmdebstrap git)
 
