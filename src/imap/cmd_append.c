@@ -12,9 +12,9 @@
 #include "store/mailbox.h"
 #include "store/maildir.h"
 
-static enum cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
-                                     const char *name, const struct imap_arg *msg,
-                                     uint32_t flags, int64_t idate)
+static enum imap_cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
+                                          const char *name, const struct imap_arg *msg,
+                                          uint32_t flags, int64_t idate)
 {
     struct mailbox *mb = NULL;
     const char *err;
@@ -45,7 +45,7 @@ static enum cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
     return CMD_DONE;
 }
 
-enum cmd_result cmd_append(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n >= 2 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!name || c->n > 4 || !imap_account_dir(s))

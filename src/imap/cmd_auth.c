@@ -10,8 +10,9 @@
 #include "imap/session_int.h"
 #include "store/accounts.h"
 
-static enum cmd_result start_login(struct imap_session *s, struct imap_cmd *c, const char *user,
-                                   size_t ulen, const char *pass, size_t plen)
+static enum imap_cmd_result start_login(struct imap_session *s, struct imap_cmd *c,
+                                        const char *user, size_t ulen, const char *pass,
+                                        size_t plen)
 {
     char addr[STORE_ADDR_MAX + 1];
     const char *why;
@@ -42,7 +43,7 @@ static bool refuse_plain(struct imap_session *s, struct imap_cmd *c)
     return true;
 }
 
-enum cmd_result cmd_login(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_login(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n != 2 || !imap_arg_is_string(&c->a[0]) || !imap_arg_is_string(&c->a[1]))
         return imap_bad(s, c, "Invalid arguments.");
@@ -52,8 +53,8 @@ enum cmd_result cmd_login(struct imap_session *s, struct imap_cmd *c)
 }
 
 /* PLAIN: authzid NUL authcid NUL password (authzid empty or = authcid). */
-static enum cmd_result plain_response(struct imap_session *s, struct imap_cmd *c, const char *b64,
-                                      size_t len)
+static enum imap_cmd_result plain_response(struct imap_session *s, struct imap_cmd *c,
+                                           const char *b64, size_t len)
 {
     if (len == 1 && b64[0] == '*') {
         imap_out(s, "%s BAD Authentication aborted by client.\r\n", c->tag);
@@ -65,7 +66,7 @@ static enum cmd_result plain_response(struct imap_session *s, struct imap_cmd *c
     int n = len % 4 ? -1 : EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
     if (n >= 0 && len >= 2 && b64[len - 1] == '=')
         n -= b64[len - 2] == '=' ? 2 : 1;
-    enum cmd_result r = CMD_DONE;
+    enum imap_cmd_result r = CMD_DONE;
     const char *p = (const char *)raw, *z1 = n > 0 ? memchr(p, '\0', (size_t)n) : NULL;
     const char *z2 = z1 ? memchr(z1 + 1, '\0', (size_t)(p + n - z1 - 1)) : NULL;
     if (!z2) {
@@ -83,7 +84,7 @@ static enum cmd_result plain_response(struct imap_session *s, struct imap_cmd *c
     return r;
 }
 
-enum cmd_result cmd_authenticate(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_authenticate(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n < 1 || c->n > 2 || c->a[0].type != IMAP_ARG_ATOM)
         return imap_bad(s, c, "Invalid arguments.");

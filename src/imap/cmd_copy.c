@@ -8,7 +8,7 @@
 #include "imap/session_int.h"
 #include "store/mailbox.h"
 
-enum cmd_result cmd_copy(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 {
     bool move = strstr(c->name, "MOVE") != NULL;
     struct seqset set;

@@ -188,7 +188,7 @@ static void write_vanished(struct imap_session *s, struct fetch_state *f)
     free(v);
 }
 
-static enum cmd_result fetch_setup(struct imap_session *s, struct imap_cmd *c)
+static enum imap_cmd_result fetch_setup(struct imap_session *s, struct imap_cmd *c)
 {
     struct fetch_state *f = calloc(1, sizeof *f);
     if (!f)
@@ -400,10 +400,10 @@ static void fetch_one(struct imap_session *s, struct fetch_state *f, size_t idx)
     buf_free(&f->msg);
 }
 
-enum cmd_result cmd_fetch(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 {
     if (!c->state) {
-        enum cmd_result r = fetch_setup(s, c);
+        enum imap_cmd_result r = fetch_setup(s, c);
         if (r != CMD_MORE)
             return r;
     }

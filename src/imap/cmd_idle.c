@@ -71,7 +71,7 @@ void imap_updates(struct imap_session *s)
     }
 }
 
-enum cmd_result cmd_idle(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_idle(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n)
         return imap_bad(s, c, "Unexpected arguments.");

@@ -270,7 +270,7 @@ static int parse_select(struct list_opts *o, const struct imap_arg *l)
     return o->recursive && !o->sel_subscribed ? -1 : 0;
 }
 
-enum cmd_result cmd_list(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 {
     struct list_opts o = {.lsub = strcmp(c->name, "LSUB") == 0};
     size_t i = 0;
@@ -387,7 +387,7 @@ static bool status_items_ok(const struct imap_arg *l)
     return l->n > 0;
 }
 
-enum cmd_result cmd_status(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n == 2 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!name || c->a[1].type != IMAP_ARG_LIST || !status_items_ok(&c->a[1]))

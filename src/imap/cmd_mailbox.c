@@ -16,7 +16,7 @@ static const char *name_arg(struct imap_cmd *c, size_t i)
     return len && n[len - 1] == '.' ? NULL : n; /* "A." (CREATE's trailing separator) */
 }
 
-enum cmd_result cmd_create(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_create(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n == 1 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!name)
@@ -38,7 +38,7 @@ enum cmd_result cmd_create(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Create completed.");
 }
 
-enum cmd_result cmd_delete(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_delete(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n == 1 ? name_arg(c, 0) : NULL;
     const char *err;
@@ -55,7 +55,7 @@ enum cmd_result cmd_delete(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Delete completed.");
 }
 
-enum cmd_result cmd_rename(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_rename(struct imap_session *s, struct imap_cmd *c)
 {
     const char *from = c->n == 2 ? name_arg(c, 0) : NULL, *to = from ? name_arg(c, 1) : NULL;
     const char *err;
@@ -74,7 +74,7 @@ enum cmd_result cmd_rename(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Rename completed.");
 }
 
-enum cmd_result cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
 {
     bool on = strcmp(c->name, "SUBSCRIBE") == 0;
     const char *name = c->n == 1 ? name_arg(c, 0) : NULL;

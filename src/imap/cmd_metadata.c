@@ -132,7 +132,7 @@ static void write_entry(struct buf *b, const char *key, const struct buf *v, boo
     imap_write_nstring(b, have ? (v->data ? v->data : "") : NULL, v->len);
 }
 
-enum cmd_result cmd_getmetadata(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_getmetadata(struct imap_session *s, struct imap_cmd *c)
 {
     size_t i = 0;
     if (i < c->n && c->a[i].type == IMAP_ARG_LIST)
@@ -233,7 +233,7 @@ static int set_entry(struct imap_session *s, const struct imap_arg *k, const str
     return remember_token(s, v->str);
 }
 
-enum cmd_result cmd_setmetadata(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_setmetadata(struct imap_session *s, struct imap_cmd *c)
 {
     const char *mbox = c->n == 2 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!mbox || c->a[1].type != IMAP_ARG_LIST || c->a[1].n % 2 || c->a[1].n == 0)

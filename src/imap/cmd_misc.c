@@ -7,7 +7,7 @@
 #include "imap/session_int.h"
 #include "store/mailbox.h"
 
-enum cmd_result cmd_capability(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_capability(struct imap_session *s, struct imap_cmd *c)
 {
     struct buf caps = {0};
     imap_capabilities(s, &caps);
@@ -17,7 +17,7 @@ enum cmd_result cmd_capability(struct imap_session *s, struct imap_cmd *c)
 }
 
 /* Worker: a sync picks up deliveries; imap_tagged reports them. */
-enum cmd_result cmd_noop(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_noop(struct imap_session *s, struct imap_cmd *c)
 {
     const char *err;
     if (s->mb)
@@ -25,7 +25,7 @@ enum cmd_result cmd_noop(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, strcmp(c->name, "CHECK") == 0 ? "Check completed." : "NOOP completed.");
 }
 
-enum cmd_result cmd_logout(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_logout(struct imap_session *s, struct imap_cmd *c)
 {
     imap_out(s, "* BYE Logging out\r\n%s OK Logout completed.\r\n", c->tag);
     s->mode = IM_CLOSED;
@@ -34,7 +34,7 @@ enum cmd_result cmd_logout(struct imap_session *s, struct imap_cmd *c)
 }
 
 /* The client's ID is not logged or kept (privacy); we answer Dovecot's. */
-enum cmd_result cmd_id(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_id(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n != 1 || (c->a[0].type != IMAP_ARG_NIL && c->a[0].type != IMAP_ARG_LIST))
         return imap_bad(s, c, "Invalid parameters");
@@ -42,7 +42,7 @@ enum cmd_result cmd_id(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "ID completed.");
 }
 
-enum cmd_result cmd_enable(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_enable(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n == 0)
         return imap_bad(s, c, "Missing arguments.");
@@ -66,13 +66,13 @@ enum cmd_result cmd_enable(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Enabled.");
 }
 
-enum cmd_result cmd_namespace(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_namespace(struct imap_session *s, struct imap_cmd *c)
 {
     imap_out(s, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
     return imap_ok(s, c, "Namespace completed.");
 }
 
-enum cmd_result cmd_compress(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_compress(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n != 1 || !imap_arg_atom_eq(&c->a[0], "DEFLATE"))
         return imap_bad(s, c, "Unknown compression mechanism.");
@@ -88,7 +88,7 @@ enum cmd_result cmd_compress(struct imap_session *s, struct imap_cmd *c)
     return CMD_ASYNC;
 }
 
-enum cmd_result cmd_starttls(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_starttls(struct imap_session *s, struct imap_cmd *c)
 {
     if (s->tls) {
         imap_out(s, "%s BAD TLS is already active.\r\n", c->tag);

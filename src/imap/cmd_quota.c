@@ -28,7 +28,7 @@ static int write_quota(struct imap_session *s)
 
 #define QUOTA_ERR "Internal error occurred. Refer to server log for more information."
 
-enum cmd_result cmd_getquotaroot(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_getquotaroot(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n == 1 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!name)
@@ -41,7 +41,7 @@ enum cmd_result cmd_getquotaroot(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Getquotaroot completed.");
 }
 
-enum cmd_result cmd_getquota(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_getquota(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n != 1 || !imap_arg_is_string(&c->a[0]))
         return imap_bad(s, c, "Invalid arguments.");

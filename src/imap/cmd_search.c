@@ -312,7 +312,7 @@ static void write_result(struct imap_session *s, struct imap_cmd *c, const uint3
     imap_out(s, "\r\n");
 }
 
-enum cmd_result cmd_search(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 {
     const struct imap_arg *a = c->a, *ret = NULL;
     size_t n = c->n, used;

@@ -181,7 +181,7 @@ static void select_summary(struct imap_session *s)
              (unsigned long long)mailbox_highestmodseq(s->mb));
 }
 
-enum cmd_result cmd_select(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 {
     const char *name = c->n >= 1 ? imap_mailbox_arg(&c->a[0]) : NULL;
     if (!name || c->n > 2 || (c->n == 2 && c->a[1].type != IMAP_ARG_LIST))
@@ -247,7 +247,7 @@ static size_t expunge_deleted(struct imap_session *s, const struct seqset *uids)
     return done;
 }
 
-enum cmd_result cmd_close(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_close(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n)
         return imap_bad(s, c, "Unexpected arguments.");
@@ -257,7 +257,7 @@ enum cmd_result cmd_close(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Close completed.");
 }
 
-enum cmd_result cmd_unselect(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_unselect(struct imap_session *s, struct imap_cmd *c)
 {
     if (c->n)
         return imap_bad(s, c, "Unexpected arguments.");
@@ -265,7 +265,7 @@ enum cmd_result cmd_unselect(struct imap_session *s, struct imap_cmd *c)
     return imap_ok(s, c, "Unselect completed.");
 }
 
-enum cmd_result cmd_expunge(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_expunge(struct imap_session *s, struct imap_cmd *c)
 {
     struct seqset set = {0};
     if (c->uid) {

@@ -100,7 +100,7 @@ static void store_one(struct imap_session *s, struct imap_cmd *c, const struct s
     imap_out(s, ")\r\n");
 }
 
-enum cmd_result cmd_store(struct imap_session *s, struct imap_cmd *c)
+enum imap_cmd_result imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 {
     struct store_req r = {0};
     struct seqset set;

@@ -16,41 +16,41 @@
 #include "store/mailbox.h"
 
 static const struct imap_cmd_def commands[] = {
-    {"CAPABILITY", cmd_capability, CF_ANY},
-    {"NOOP", cmd_noop, CF_ANY | CF_WORKER},
-    {"LOGOUT", cmd_logout, CF_ANY},
-    {"ID", cmd_id, CF_ANY},
-    {"STARTTLS", cmd_starttls, CF_NOTAUTH},
-    {"LOGIN", cmd_login, CF_NOTAUTH},
-    {"AUTHENTICATE", cmd_authenticate, CF_NOTAUTH},
-    {"ENABLE", cmd_enable, CF_AUTH},
-    {"NAMESPACE", cmd_namespace, CF_AUTH},
-    {"COMPRESS", cmd_compress, CF_AUTH},
-    {"CHECK", cmd_noop, CF_SELECTED | CF_WORKER},
-    {"SELECT", cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
-    {"EXAMINE", cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
-    {"CLOSE", cmd_close, CF_SELECTED | CF_WORKER},
-    {"UNSELECT", cmd_unselect, CF_SELECTED | CF_WORKER},
-    {"EXPUNGE", cmd_expunge, CF_SELECTED | CF_WORKER},
-    {"FETCH", cmd_fetch, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"STORE", cmd_store, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"SEARCH", cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"COPY", cmd_copy, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"MOVE", cmd_copy, CF_SELECTED | CF_WORKER},
-    {"APPEND", cmd_append, CF_AUTH | CF_WORKER},
-    {"LIST", cmd_list, CF_AUTH | CF_WORKER},
-    {"LSUB", cmd_list, CF_AUTH | CF_WORKER},
-    {"STATUS", cmd_status, CF_AUTH | CF_WORKER},
-    {"CREATE", cmd_create, CF_AUTH | CF_WORKER},
-    {"DELETE", cmd_delete, CF_AUTH | CF_WORKER},
-    {"RENAME", cmd_rename, CF_AUTH | CF_WORKER},
-    {"SUBSCRIBE", cmd_subscribe, CF_AUTH | CF_WORKER},
-    {"UNSUBSCRIBE", cmd_subscribe, CF_AUTH | CF_WORKER},
-    {"GETMETADATA", cmd_getmetadata, CF_AUTH | CF_WORKER},
-    {"SETMETADATA", cmd_setmetadata, CF_AUTH | CF_WORKER},
-    {"GETQUOTAROOT", cmd_getquotaroot, CF_AUTH | CF_WORKER},
-    {"GETQUOTA", cmd_getquota, CF_AUTH | CF_WORKER},
-    {"IDLE", cmd_idle, CF_AUTH},
+    {"CAPABILITY", imap_cmd_capability, CF_ANY},
+    {"NOOP", imap_cmd_noop, CF_ANY | CF_WORKER},
+    {"LOGOUT", imap_cmd_logout, CF_ANY},
+    {"ID", imap_cmd_id, CF_ANY},
+    {"STARTTLS", imap_cmd_starttls, CF_NOTAUTH},
+    {"LOGIN", imap_cmd_login, CF_NOTAUTH},
+    {"AUTHENTICATE", imap_cmd_authenticate, CF_NOTAUTH},
+    {"ENABLE", imap_cmd_enable, CF_AUTH},
+    {"NAMESPACE", imap_cmd_namespace, CF_AUTH},
+    {"COMPRESS", imap_cmd_compress, CF_AUTH},
+    {"CHECK", imap_cmd_noop, CF_SELECTED | CF_WORKER},
+    {"SELECT", imap_cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
+    {"EXAMINE", imap_cmd_select, CF_AUTH | CF_WORKER | CF_SNAPSHOT},
+    {"CLOSE", imap_cmd_close, CF_SELECTED | CF_WORKER},
+    {"UNSELECT", imap_cmd_unselect, CF_SELECTED | CF_WORKER},
+    {"EXPUNGE", imap_cmd_expunge, CF_SELECTED | CF_WORKER},
+    {"FETCH", imap_cmd_fetch, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"STORE", imap_cmd_store, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"SEARCH", imap_cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"COPY", imap_cmd_copy, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"MOVE", imap_cmd_copy, CF_SELECTED | CF_WORKER},
+    {"APPEND", imap_cmd_append, CF_AUTH | CF_WORKER},
+    {"LIST", imap_cmd_list, CF_AUTH | CF_WORKER},
+    {"LSUB", imap_cmd_list, CF_AUTH | CF_WORKER},
+    {"STATUS", imap_cmd_status, CF_AUTH | CF_WORKER},
+    {"CREATE", imap_cmd_create, CF_AUTH | CF_WORKER},
+    {"DELETE", imap_cmd_delete, CF_AUTH | CF_WORKER},
+    {"RENAME", imap_cmd_rename, CF_AUTH | CF_WORKER},
+    {"SUBSCRIBE", imap_cmd_subscribe, CF_AUTH | CF_WORKER},
+    {"UNSUBSCRIBE", imap_cmd_subscribe, CF_AUTH | CF_WORKER},
+    {"GETMETADATA", imap_cmd_getmetadata, CF_AUTH | CF_WORKER},
+    {"SETMETADATA", imap_cmd_setmetadata, CF_AUTH | CF_WORKER},
+    {"GETQUOTAROOT", imap_cmd_getquotaroot, CF_AUTH | CF_WORKER},
+    {"GETQUOTA", imap_cmd_getquota, CF_AUTH | CF_WORKER},
+    {"IDLE", imap_cmd_idle, CF_AUTH},
 };
 
 static void process(struct imap_session *s, const char *p, size_t n);
@@ -190,19 +190,19 @@ size_t imap_session_footprint(const struct imap_session *s)
 
 /* ---------------------------------------------------------------- output */
 
-enum cmd_result imap_ok(struct imap_session *s, struct imap_cmd *c, const char *text)
+enum imap_cmd_result imap_ok(struct imap_session *s, struct imap_cmd *c, const char *text)
 {
     imap_tagged(s, c, "OK", "%s", text);
     return CMD_DONE;
 }
 
-enum cmd_result imap_no(struct imap_session *s, struct imap_cmd *c, const char *text)
+enum imap_cmd_result imap_no(struct imap_session *s, struct imap_cmd *c, const char *text)
 {
     imap_tagged(s, c, "NO", "%s", text);
     return CMD_DONE;
 }
 
-enum cmd_result imap_bad(struct imap_session *s, struct imap_cmd *c, const char *reason)
+enum imap_cmd_result imap_bad(struct imap_session *s, struct imap_cmd *c, const char *reason)
 {
     s->errors++;
     imap_out(s, "%s BAD Error in IMAP command %s: %s\r\n", c->tag, c->name, reason);
@@ -342,7 +342,7 @@ static bool state_allows(struct imap_session *s, struct imap_cmd *c)
     return true;
 }
 
-static void run_result(struct imap_session *s, enum cmd_result r)
+static void run_result(struct imap_session *s, enum imap_cmd_result r)
 {
     if (r == CMD_DONE)
         finish_command(s);
@@ -475,7 +475,7 @@ static void continue_input(struct imap_session *s)
  * buffered. The loop applies the result in imap_session_resume_work(). */
 enum imap_work_result imap_session_work(struct imap_session *s)
 {
-    enum cmd_result r = s->cur->def->fn(s, s->cur);
+    enum imap_cmd_result r = s->cur->def->fn(s, s->cur);
     return r == CMD_MORE ? IMAP_WORK_MORE : r == CMD_ASYNC ? IMAP_WORK_ASYNC : IMAP_WORK_DONE;
 }
 

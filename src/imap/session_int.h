@@ -24,7 +24,7 @@ enum imap_state { IS_NOTAUTH, IS_AUTH, IS_SELECTED, IS_LOGOUT };
 enum imap_mode { IM_CMD, IM_IDLE, IM_AUTH_CONT, IM_CLOSED };
 
 /* What a command handler returns. */
-enum cmd_result {
+enum imap_cmd_result {
     CMD_DONE,  /* tagged reply written */
     CMD_MORE,  /* worker commands: call again after the output drained */
     CMD_ASYNC, /* an action (LOGIN, TURN, ...) was set; resumed later */
@@ -32,7 +32,7 @@ enum cmd_result {
 
 struct imap_session;
 struct imap_cmd;
-typedef enum cmd_result (*imap_cmd_fn)(struct imap_session *s, struct imap_cmd *c);
+typedef enum imap_cmd_result (*imap_cmd_fn)(struct imap_session *s, struct imap_cmd *c);
 
 /* Command flags. */
 #define CF_NOTAUTH  0x01 /* allowed before login */
@@ -116,9 +116,9 @@ void imap_write_flags(struct buf *b, const struct mailbox *mb, uint32_t flags);
 /* Untagged updates of the selected mailbox, then "<tag> <status> <text>". */
 void imap_tagged(struct imap_session *s, struct imap_cmd *c, const char *status,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-enum cmd_result imap_ok(struct imap_session *s, struct imap_cmd *c, const char *text);
-enum cmd_result imap_no(struct imap_session *s, struct imap_cmd *c, const char *text);
-enum cmd_result imap_bad(struct imap_session *s, struct imap_cmd *c, const char *reason);
+enum imap_cmd_result imap_ok(struct imap_session *s, struct imap_cmd *c, const char *text);
+enum imap_cmd_result imap_no(struct imap_session *s, struct imap_cmd *c, const char *text);
+enum imap_cmd_result imap_bad(struct imap_session *s, struct imap_cmd *c, const char *reason);
 /* Reports the changes since the last refresh: EXISTS, EXPUNGE/VANISHED,
  * FETCH FLAGS. expunges=false defers nothing: it is only called when
  * EXPUNGE responses are allowed. */
@@ -135,37 +135,37 @@ int imap_parse_flags(struct imap_session *s, const struct imap_arg *a, size_t n,
                      uint32_t *flags);
 
 /* ---- command families ---- */
-enum cmd_result cmd_capability(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_noop(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_logout(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_id(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_enable(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_namespace(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_compress(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_starttls(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_login(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_authenticate(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_capability(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_noop(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_logout(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_id(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_enable(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_namespace(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_compress(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_starttls(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_login(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_authenticate(struct imap_session *s, struct imap_cmd *c);
 void imap_auth_continue(struct imap_session *s, const char *line, size_t len);
-enum cmd_result cmd_select(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_close(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_unselect(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_expunge(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_fetch(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_store(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_search(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_copy(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_append(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_list(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_status(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_create(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_delete(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_rename(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_subscribe(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_getmetadata(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_setmetadata(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_getquotaroot(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_getquota(struct imap_session *s, struct imap_cmd *c);
-enum cmd_result cmd_idle(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_select(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_close(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_unselect(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_expunge(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_store(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_search(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_copy(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_append(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_list(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_status(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_create(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_delete(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_rename(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_getmetadata(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_setmetadata(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_getquotaroot(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_getquota(struct imap_session *s, struct imap_cmd *c);
+enum imap_cmd_result imap_cmd_idle(struct imap_session *s, struct imap_cmd *c);
 void imap_idle_done(struct imap_session *s, const char *line, size_t len);
 /* Store watcher callback (loop thread). */
 struct store_event;
