@@ -30,8 +30,7 @@
 #include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
-#include "store/accounts.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 #define CM_VERSION "0.1.0"
 

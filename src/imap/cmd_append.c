@@ -9,8 +9,7 @@
 #include "core/log.h"
 #include "imap/imap_date.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 static enum imap_cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
                                           const char *name, const struct imap_arg *msg,

@@ -8,7 +8,7 @@
 #include <openssl/evp.h>
 
 #include "imap/session_int.h"
-#include "store/accounts.h"
+#include "store/store.h"
 
 static enum imap_cmd_result start_login(struct imap_session *s, struct imap_cmd *c,
                                         const char *user, size_t ulen, const char *pass,

@@ -6,7 +6,7 @@
 
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 enum imap_cmd_result imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 {

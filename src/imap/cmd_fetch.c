@@ -15,7 +15,7 @@
 #include "imap/imap_mime.h"
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 #define FETCH_OUT_CHUNK (256 * 1024)
 #define FETCH_ITEMS_MAX 64

@@ -10,7 +10,7 @@
 #include "core/metrics.h"
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 struct upd {
     struct imap_session *s;

@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 struct list_opts {
     bool lsub, sel_subscribed, sel_special, recursive, ret_subscribed, ret_special, ret_children;

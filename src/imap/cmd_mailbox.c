@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 #define MB_ERR "Internal error occurred. Refer to server log for more information."
 

@@ -29,7 +29,7 @@
 
 #include "core/config.h"
 #include "imap/session_int.h"
-#include "store/accounts.h"
+#include "store/store.h"
 
 #define MD_TOKEN_KEY "/private/devicetoken"
 #define MD_TURN_KEY "/shared/vendor/deltachat/turn"

@@ -5,7 +5,7 @@
 
 #include "core/config.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 enum imap_cmd_result imap_cmd_capability(struct imap_session *s, struct imap_cmd *c)
 {

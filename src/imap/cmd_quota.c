@@ -7,7 +7,7 @@
 
 #include "core/config.h"
 #include "imap/session_int.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 int imap_quota_usage(struct imap_session *s, uint64_t *used, uint64_t *limit)
 {

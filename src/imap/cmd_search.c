@@ -12,7 +12,7 @@
 #include "imap/imap_mime.h"
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 struct sctx {
     struct imap_session *s;

@@ -8,8 +8,7 @@
 #include "core/config.h"
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/accounts.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 static void write_flag_lists(struct imap_session *s)
 {

@@ -7,7 +7,7 @@
 
 #include "imap/seqset.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 static int one_flag(struct imap_session *s, const char *f, bool create, uint32_t *flags)
 {

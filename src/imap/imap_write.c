@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 void imap_out(struct imap_session *s, const char *fmt, ...)
 {

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "imap/imap_mime.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 static int crlf(struct buf *b)
 {

@@ -13,7 +13,7 @@
 #include "core/limits.h"
 #include "core/metrics.h"
 #include "imap/session_int.h"
-#include "store/mailbox.h"
+#include "store/store.h"
 
 static const struct imap_cmd_def commands[] = {
     {"CAPABILITY", imap_cmd_capability, CF_ANY},

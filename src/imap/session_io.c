@@ -16,7 +16,7 @@
 #include "core/limits.h"
 #include "imap/imap.h"
 #include "imap/session.h"
-#include "store/accounts.h"
+#include "store/store.h"
 
 #define IO_DRAIN_LOW (256 * 1024) /* a yielded FETCH goes on below this */
 #define IO_ZCHUNK 16384

@@ -30,9 +30,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "store/accounts.h"
-#include "store/mailbox.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 #define ACCEPT_STORE_WORKERS 2 /* delivery batches running at once */
 _Static_assert(ACCEPT_QUEUE_ID_LEN == QUEUE_ID_LEN, "queue ids fit the result");

@@ -11,8 +11,7 @@
 #include "core/buf.h"
 #include "filter/filter.h"
 #include "smtp/smtp.h"
-#include "store/accounts.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 struct config;
 

@@ -15,7 +15,7 @@
 #include "filter/filter.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_session.h"
-#include "store/accounts.h"
+#include "store/store.h"
 
 struct config;
 struct conn;

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "store/maildir.h"
+#include "store/store.h"
 
 #define REPLY_IOERR "451 4.3.0 Error: queue file write error"
 #define REPLY_NOMEM "451 4.3.0 Error: insufficient system resources"

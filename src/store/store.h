@@ -15,8 +15,8 @@
  * the shared quota cache exact (or drops the entry so the next use scans).
  * No other module opens a file under mailboxes_dir for writing.
  *
- * These four headers are the only ones other modules can include (the
- * build gives them no other: see CMakeLists.txt); accounts_priv.h,
+ * Other modules include this header (the build gives them the three parts
+ * only because this one includes them: see CMakeLists.txt); accounts_priv.h,
  * index_int.h and sqlheap.h are private to src/store.
  *
  * Everything on disk stays readable by Dovecot and chatmail's tools, so a
