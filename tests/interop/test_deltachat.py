@@ -33,13 +33,21 @@ def login_param(addr, password, mode="993-465"):
 
 
 def new_account(dev, target, mode="993-465", start=True):
-    """A configured account (explicit parameters); returns (account id, address)."""
+    """A configured account (explicit parameters) that has selected its INBOX
+    once and waits in IDLE; returns (account id, address). Delta Chat takes
+    what is in the INBOX at its first SELECT as old mail and never shows it,
+    so a test that sends before that point races with the receiver's
+    start-up. start=False: the account goes offline again (stop_io) after
+    that first SELECT, as a phone that was switched off."""
     acc = dev.rpc.add_account()
     addr, pw = target.new_credentials()
+    mark = dev.mark()
     cfg = dev.configure(acc, login_param(addr, pw, mode))
     assert cfg["configured_addr"] == addr, cfg
-    if start:
-        dev.rpc.start_io(acc)
+    dev.rpc.start_io(acc)
+    dev.wait_event(acc, "ImapInboxIdle", since=mark)
+    if not start:
+        dev.rpc.stop_io(acc)
     return acc, addr
 
 
