@@ -361,11 +361,21 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
+    if (accept_dkim_init(loop, cfg, err, errlen) < 0) {
+        smtp_free();
+        return -1;
+    }
     return 0;
+}
+
+void smtp_stop(void)
+{
+    accept_dkim_stop();
 }
 
 void smtp_free(void)
 {
+    accept_dkim_free();
     accept_free();
     smtp_ratelimit_free(smtp_mod.ratelimit);
     free(smtp_mod.spool_dir);
