@@ -39,8 +39,9 @@ struct submit_msg {
     bool *local;                /* rcpts[i] is an existing local account */
 };
 
-/* One SMTP connection (submission, or MX on port 25 when mx is set). Freed when the connection is gone AND no
- * asynchronous work refers to it any more (busy == 0). */
+/* One SMTP connection (submission, or MX on port 25 when mx is set).
+ * Freed when the connection is gone AND no asynchronous work refers to it
+ * any more (busy == 0). */
 struct sub {
     struct conn *c;
     struct smtp_session *ss;
