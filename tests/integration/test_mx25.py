@@ -8,6 +8,7 @@ Ed25519): unsigned, forged, misaligned -> 554, a key lookup timing out or
 SERVFAIL -> 451, address-literal senders exempt; a signed encrypted
 message is stored without DKIM-Signature / Received /
 Authentication-Results and an IDLE client sees it."""
+import signal
 import time
 from pathlib import Path
 
@@ -235,3 +236,27 @@ def test_recipient_limit(srv):
         replies = [c.smtp_reply() for _ in range(1001)]
         assert all(r == ["250 2.1.5 Ok"] for r in replies[:1000]), replies[:3]
         assert replies[1000] == ["452 4.5.3 Error: too many recipients"], replies[1000]
+
+
+def test_sigterm_during_key_lookup(srv, dns, keys):
+    """SIGTERM while a key lookup hangs: the message in flight is answered
+    (451: the peer retries it; nothing stored), then 421, and the process
+    exits 0 (the resolver does not keep the loop alive)."""
+    dns.behave[f"rsa._domainkey.{SENDER_DOMAIN}"] = "timeout"
+    c = mx_connect(srv)
+    try:
+        assert c.smtp_cmd(f"MAIL FROM:<{SENDER}>") == ["250 2.1.0 Ok"]
+        assert c.smtp_cmd(f"RCPT TO:<{BOB}>") == ["250 2.1.5 Ok"]
+        assert c.smtp_cmd("DATA")[0].startswith("354")
+        c.send(stuff(sign(encrypted(BOB), keys)))
+        cmtest.poll(lambda: any(n.startswith("rsa._domainkey") for n, _ in dns.queries),
+                    what="the key lookup")
+        srv.signal(signal.SIGTERM)
+        reply = c.smtp_reply()
+        assert reply[0].startswith("451 4.7.5 "), reply
+        assert c.readline() == f"421 4.3.2 {DOMAIN} Service shutting down"
+        assert c.read_until_closed() == b""
+    finally:
+        c.close()
+    assert srv.wait(20) == 0, srv.log_tail()
+    assert stored(srv, BOB) == []
