@@ -5,6 +5,7 @@
 #include "core/buf.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 static const struct {
     const char *name, *help;
@@ -20,6 +21,13 @@ static const struct {
     [M_REJECTED_UNENCRYPTED] = {"rejected_unencrypted_mail_count", "Unencrypted messages refused"},
     [M_QUOTA_EXPIRE_RUNS] = {"quota_expire_runs", "Quota trims that removed messages"},
     [M_QUOTA_EXPIRE_REMOVED_FILES] = {"quota_expire_removed_files", "Messages removed by quota trims"},
+    /* one family: HELP/TYPE on the first, help NULL on the others */
+    [M_MXDELIV_200] = {"mxdeliv_requests{status=\"200\"}", "Requests to /mxdeliv by HTTP status"},
+    [M_MXDELIV_400] = {"mxdeliv_requests{status=\"400\"}", NULL},
+    [M_MXDELIV_405] = {"mxdeliv_requests{status=\"405\"}", NULL},
+    [M_MXDELIV_413] = {"mxdeliv_requests{status=\"413\"}", NULL},
+    [M_MXDELIV_503] = {"mxdeliv_requests{status=\"503\"}", NULL},
+    [M_MXDELIV_OTHER] = {"mxdeliv_requests{status=\"other\"}", NULL},
 };
 
 static const struct {
@@ -102,10 +110,15 @@ void metrics_set_extra(int (*render)(struct buf *out)) { extra_render = render; 
 int metrics_render(struct buf *out)
 {
     int rc = 0;
-    for (int i = 0; i < M_COUNTER_COUNT; i++)
-        rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[i].name,
-                         counter_info[i].help, counter_info[i].name, counter_info[i].name,
+    for (int i = 0; i < M_COUNTER_COUNT; i++) {
+        const char *name = counter_info[i].name;
+        int family = (int)strcspn(name, "{"); /* a labelled family is named once */
+        if (counter_info[i].help)
+            rc |= buf_printf(out, "# HELP %.*s %s\n# TYPE %.*s counter\n", family, name,
+                             counter_info[i].help, family, name);
+        rc |= buf_printf(out, "%s %llu\n", name,
                          (unsigned long long)metrics_get((enum metric_counter)i));
+    }
     rc |= buf_append_str(out, "# HELP connections Open sessions per protocol\n"
                               "# TYPE connections gauge\n");
     for (int i = 0; i < G_GAUGE_COUNT; i++) {

@@ -24,6 +24,12 @@ enum metric_counter {
     M_REJECTED_UNENCRYPTED,
     M_QUOTA_EXPIRE_RUNS,
     M_QUOTA_EXPIRE_REMOVED_FILES,
+    M_MXDELIV_200, /* POST /mxdeliv answers by status (mxdeliv_requests{status=...}) */
+    M_MXDELIV_400,
+    M_MXDELIV_405,
+    M_MXDELIV_413,
+    M_MXDELIV_503,
+    M_MXDELIV_OTHER,
     M_COUNTER_COUNT
 };
 

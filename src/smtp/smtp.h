@@ -19,6 +19,9 @@ extern const struct session_ops smtp_mx_ops;
 int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen);
 /* Frees that state; call after the loop has finished (nothing in flight). */
 void smtp_free(void);
+/* <state_dir>/spool (made by smtp_init), where receivers spill large
+ * messages (core/spool.h); NULL before smtp_init. */
+const char *smtp_spool_dir(void);
 
 /* ------------------------------------------------------------------
  * The acceptance pipeline (accept.c): what happens to a message after the
