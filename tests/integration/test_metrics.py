@@ -11,7 +11,8 @@ restart (accounts and queue_length are counted from disk), deliveries
 (delivered_mail, the latency histogram), the encryption decisions, a remote
 recipient (queue_length), a full mailbox (quota_exceeded), the quota trim
 after delivery, open sessions per protocol, IDLE, and the expiry pass that
-SIGUSR1 starts (fsreport gauges, accounts of expired users)."""
+SIGUSR1 starts (fsreport gauges, accounts of expired users), and the
+answers to POST /mxdeliv by status."""
 import imaplib
 import os
 import re
@@ -34,6 +35,7 @@ COVERS = {
                               "rejected_unencrypted_mail_count", "queue_length"},
     "test_quota_metrics": {"quota_exceeded", "quota_expire_runs", "quota_expire_removed_files"},
     "test_session_gauges": {"connections", "imap_idle_sessions"},
+    "test_mxdeliv_metrics": {"mxdeliv_requests", "delivered_mail"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -195,6 +197,33 @@ def test_delivery_metrics(server):
     srv.start()
     t2 = Tracker(srv, "test_delivery_metrics")
     assert t2.value("queue_length") == 1 and t2.value("delivered_mail") == 0
+    t.done()
+
+
+# ---------------------------------------------------------------- /mxdeliv
+
+def test_mxdeliv_metrics(server):
+    from test_mxdeliv import post
+    srv = server(extra={"max_message_size": "20000"})
+    login(srv, BOB).quit()
+    t = Tracker(srv, "test_mxdeliv_metrics")
+    msg = fixture("encrypted.eml", "carol@remote.example", BOB)
+    st = 'mxdeliv_requests{status="%s"}'
+    assert post(srv, msg, [BOB], mail_from="carol@remote.example") == (200, b"250 OK")
+    t.expect({st % 200: 1, "delivered_mail": 1, st % 400: 0})
+    assert post(srv, msg, [BOB, addr("nosuchusr")])[0] == 400
+    t.expect({st % 400: 1, st % 200: 0, "delivered_mail": 0})
+    assert post(srv, b"", [BOB], method="GET")[0] == 405
+    t.expect({st % 405: 1})
+    assert post(srv, msg + b"Z" * 20000 + b"\r\n", [BOB])[0] == 413
+    t.expect({st % 413: 1})
+    # a broken chunked body: the reader's 400 for the request counts too
+    c = cmtest.tls_connect(srv.port("https"), alpn=["http/1.1"])
+    c.send(f"POST /mxdeliv HTTP/1.1\r\nX-MAIL-TO: {BOB}\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "zz\r\n".encode())
+    assert c.read_until_closed(cmtest.TIMEOUT).startswith(b"HTTP/1.1 400 ")
+    c.close()
+    t.expect({st % 400: 1, st % 200: 0})
     t.done()
 
 
