@@ -5,10 +5,11 @@
 #include "core/buf.h"
 
 #include <stdatomic.h>
-#include <string.h>
 
+/* A labelled series names its family; only the family's first series
+ * carries the help text (and prints HELP and TYPE). */
 static const struct {
-    const char *name, *help;
+    const char *name, *help, *family;
 } counter_info[M_COUNTER_COUNT] = {
     [M_DELIVERED_MAIL] = {"delivered_mail", "Messages stored into a local mailbox"},
     [M_QUOTA_EXCEEDED] = {"quota_exceeded", "Deliveries refused because a mailbox was full"},
@@ -21,13 +22,27 @@ static const struct {
     [M_REJECTED_UNENCRYPTED] = {"rejected_unencrypted_mail_count", "Unencrypted messages refused"},
     [M_QUOTA_EXPIRE_RUNS] = {"quota_expire_runs", "Quota trims that removed messages"},
     [M_QUOTA_EXPIRE_REMOVED_FILES] = {"quota_expire_removed_files", "Messages removed by quota trims"},
-    /* one family: HELP/TYPE on the first, help NULL on the others */
-    [M_MXDELIV_200] = {"mxdeliv_requests{status=\"200\"}", "Requests to /mxdeliv by HTTP status"},
-    [M_MXDELIV_400] = {"mxdeliv_requests{status=\"400\"}", NULL},
-    [M_MXDELIV_405] = {"mxdeliv_requests{status=\"405\"}", NULL},
-    [M_MXDELIV_413] = {"mxdeliv_requests{status=\"413\"}", NULL},
-    [M_MXDELIV_503] = {"mxdeliv_requests{status=\"503\"}", NULL},
-    [M_MXDELIV_OTHER] = {"mxdeliv_requests{status=\"other\"}", NULL},
+    [M_INCOMING_ENCRYPTED] = {"incoming_encrypted_mail_count", "Received encrypted messages"},
+    [M_INCOMING_UNENCRYPTED] = {"incoming_unencrypted_mail_count", "Received unencrypted messages"},
+    [M_INCOMING_MAILER_DAEMON] = {"incoming_mailer_daemon_mail_count", "Received mailer-daemon reports"},
+    [M_INCOMING_ACCEPTED] = {"incoming_mail{result=\"accepted\"}",
+                             "Messages from other relays by decision", "incoming_mail"},
+    [M_INCOMING_REFUSED_INVALID] = {"incoming_mail{result=\"invalid\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_UNENCRYPTED] = {"incoming_mail{result=\"unencrypted\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_DKIM] = {"incoming_mail{result=\"dkim\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_TEMPFAIL] = {"incoming_mail{result=\"tempfail\"}", NULL, "incoming_mail"},
+    [M_DKIM_PASS] = {"dkim_verify{result=\"pass\"}", "DKIM verdicts on mail from other relays",
+                     "dkim_verify"},
+    [M_DKIM_FAIL] = {"dkim_verify{result=\"fail\"}", NULL, "dkim_verify"},
+    [M_DKIM_TEMPERROR] = {"dkim_verify{result=\"temperror\"}", NULL, "dkim_verify"},
+    [M_DKIM_NONE] = {"dkim_verify{result=\"none\"}", NULL, "dkim_verify"},
+    [M_MXDELIV_200] = {"mxdeliv_requests{status=\"200\"}", "Requests to /mxdeliv by HTTP status",
+                       "mxdeliv_requests"},
+    [M_MXDELIV_400] = {"mxdeliv_requests{status=\"400\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_405] = {"mxdeliv_requests{status=\"405\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_413] = {"mxdeliv_requests{status=\"413\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_503] = {"mxdeliv_requests{status=\"503\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_OTHER] = {"mxdeliv_requests{status=\"other\"}", NULL, "mxdeliv_requests"},
 };
 
 static const struct {
@@ -111,12 +126,11 @@ int metrics_render(struct buf *out)
 {
     int rc = 0;
     for (int i = 0; i < M_COUNTER_COUNT; i++) {
-        const char *name = counter_info[i].name;
-        int family = (int)strcspn(name, "{"); /* a labelled family is named once */
+        const char *fam = counter_info[i].family ? counter_info[i].family : counter_info[i].name;
         if (counter_info[i].help)
-            rc |= buf_printf(out, "# HELP %.*s %s\n# TYPE %.*s counter\n", family, name,
-                             counter_info[i].help, family, name);
-        rc |= buf_printf(out, "%s %llu\n", name,
+            rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", fam, counter_info[i].help,
+                             fam);
+        rc |= buf_printf(out, "%s %llu\n", counter_info[i].name,
                          (unsigned long long)metrics_get((enum metric_counter)i));
     }
     rc |= buf_append_str(out, "# HELP connections Open sessions per protocol\n"
