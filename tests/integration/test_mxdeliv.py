@@ -1,21 +1,28 @@
 """test_mxdeliv.py: POST /mxdeliv and /mxdeliv/ on the https port, mail from
-another relay (federation facts §2): 200 + `250 OK` with the message in the
-Maildir and an IDLE client told `* 1 EXISTS`; the incoming encryption rules
-(523 for cleartext to an enforceE2EEincoming account, a Secure-Join request
-accepted); one unknown recipient makes the whole request 400 with nothing
-delivered to anyone; a relay recipient 554; over max_message_size 413 +
-`552 5.3.4 ...` with the connection still usable; GET 405; malformed or
-missing headers 400 with an SMTP line; chunked bodies, Expect: 100-continue
-(curl), keep-alive and pipelining, a client gone mid-request."""
+another relay (federation facts §2), signed by dkimpy with keys that the
+test's DNS server (dnsserver.py via mx_helpers) serves: 200 + `250 OK` with
+the message in the Maildir and an IDLE client told `* 1 EXISTS`; the
+incoming encryption rules (523 for cleartext to an enforceE2EEincoming
+account, a Secure-Join request accepted); DKIM (unsigned and forged 400 +
+554, a key lookup timing out 503 + 451 4.7.5, RSA and Ed25519 accepted);
+one unknown recipient makes the whole request 400 with nothing delivered to
+anyone; a relay recipient 554; over max_message_size 413 + `552 5.3.4 ...`
+with the connection still usable; GET 405; malformed or missing headers
+400 with an SMTP line; chunked bodies, Expect: 100-continue (curl),
+keep-alive and pipelining, a client gone mid-request."""
 import http.client
 import re
 import socket
 import subprocess
 
-import cmtest
-from submit_helpers import PASSWORD, account_dir, addr, fixture, plain_msg, stored
+import pytest
 
-REMOTE = "alice@remote.example"
+import cmtest
+import mx_helpers
+from mx_helpers import SENDER, MxKeys, mx_dns, plain, securejoin, sign
+from submit_helpers import PASSWORD, account_dir, addr, stored
+
+REMOTE = SENDER
 BOB, CAROL = addr("mxdbob001"), addr("mxdcarol1")
 
 
@@ -60,12 +67,40 @@ def make_accounts(srv, *users):
         imap_login(srv, u).close()  # create-on-login
 
 
-def encrypted(rcpt, sender=REMOTE):
-    return fixture("encrypted.eml", sender, rcpt)
+@pytest.fixture(scope="module")
+def keys():
+    return MxKeys()
 
 
-def test_delivered_and_idle_sees_exists(server):
-    srv = server()
+@pytest.fixture
+def dns(keys):
+    d = mx_dns(keys)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def mk(server, dns):
+    """mk(extra=None): a server whose dns_servers is the test's DNS server."""
+    return lambda extra=None: mx_helpers.mx_server(server, dns, extra)
+
+
+KEYS = None
+
+
+@pytest.fixture(autouse=True)
+def _keys(keys):
+    global KEYS
+    KEYS = keys
+
+
+def encrypted(rcpt, alg=b"rsa-sha256"):
+    """An encrypted message From SENDER, DKIM-signed (relaxed/relaxed)."""
+    return sign(mx_helpers.encrypted(rcpt), KEYS, alg=alg)
+
+
+def test_delivered_and_idle_sees_exists(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     c = imap_login(srv, BOB)
     lines, done = c.imap_cmd("s", "SELECT INBOX")
@@ -85,8 +120,8 @@ def test_delivered_and_idle_sees_exists(server):
     assert b"-----BEGIN PGP MESSAGE-----" in data and f"From: <{REMOTE}>".encode() in data
 
 
-def test_trailing_slash_any_host_and_null_sender(server):
-    srv = server()
+def test_trailing_slash_any_host_and_null_sender(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     assert post(srv, encrypted(BOB), [BOB], path="/mxdeliv/") == (200, b"250 OK")
     # any name of ours (Host www.<d> would be redirected for other paths)
@@ -97,27 +132,27 @@ def test_trailing_slash_any_host_and_null_sender(server):
     assert len(stored(srv, BOB)) == 3
 
 
-def test_unencrypted_refused_523(server):
-    srv = server()
+def test_unencrypted_refused_523(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     (account_dir(srv, BOB) / "enforceE2EEincoming").write_bytes(b"")
-    status, body = post(srv, plain_msg(REMOTE, BOB), [BOB])
+    status, body = post(srv, sign(plain(BOB), KEYS), [BOB])
     assert status == 400 and body.startswith(b"523 "), (status, body)
     assert b"Encryption Needed" in body
     assert stored(srv, BOB) == []
 
 
-def test_securejoin_request_accepted(server):
-    srv = server()
+def test_securejoin_request_accepted(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     (account_dir(srv, BOB) / "enforceE2EEincoming").write_bytes(b"")
-    msg = fixture("securejoin-vc.eml", REMOTE, BOB)
+    msg = sign(securejoin(BOB), KEYS)
     assert post(srv, msg, [BOB]) == (200, b"250 OK")
     assert len(stored(srv, BOB)) == 1
 
 
-def test_one_unknown_recipient_nothing_delivered(server):
-    srv = server()
+def test_one_unknown_recipient_nothing_delivered(mk):
+    srv = mk()
     make_accounts(srv, BOB, CAROL)
     unknown = addr("nosuchusr")
     status, body = post(srv, encrypted(BOB), [BOB, unknown, CAROL])
@@ -130,16 +165,16 @@ def test_one_unknown_recipient_nothing_delivered(server):
     assert len(stored(srv, BOB)) == 1 and len(stored(srv, CAROL)) == 1
 
 
-def test_relay_recipient_refused(server):
-    srv = server()
+def test_relay_recipient_refused(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     status, body = post(srv, encrypted(BOB), [BOB, "carol@other.example"])
     assert (status, body) == (400, b"554 5.7.1 <carol@other.example>: Relay access denied")
     assert stored(srv, BOB) == []
 
 
-def test_oversized_413_connection_reusable(server):
-    srv = server(extra={"max_message_size": "20000"})
+def test_oversized_413_connection_reusable(mk):
+    srv = mk({"max_message_size": "20000"})
     make_accounts(srv, BOB)
     c = connect(srv)
     big = encrypted(BOB) + b"X" * 60 + b"\r\n"
@@ -151,8 +186,8 @@ def test_oversized_413_connection_reusable(server):
     assert len(stored(srv, BOB)) == 1
 
 
-def test_methods_and_malformed_headers(server):
-    srv = server()
+def test_methods_and_malformed_headers(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     msg = encrypted(BOB)
     for m in ("GET", "PUT", "DELETE"):
@@ -174,16 +209,16 @@ def test_methods_and_malformed_headers(server):
     assert post(srv, msg, [f"<{BOB}>"], mail_from=f"<{REMOTE}>") == (200, b"250 OK")
 
 
-def test_thousand_recipients_headers_fit(server):
-    srv = server()
+def test_thousand_recipients_headers_fit(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     # 1000 X-MAIL-TO headers are read (all the same account: one copy)
     assert post(srv, encrypted(BOB), [BOB] * 1000) == (200, b"250 OK")
     assert len(stored(srv, BOB)) == 1
 
 
-def test_chunked_and_expect_continue_with_curl(server, tmp_path):
-    srv = server()
+def test_chunked_and_expect_continue_with_curl(mk, tmp_path):
+    srv = mk()
     make_accounts(srv, BOB)
     f = tmp_path / "msg.eml"
     f.write_bytes(encrypted(BOB))
@@ -197,8 +232,8 @@ def test_chunked_and_expect_continue_with_curl(server, tmp_path):
     assert len(stored(srv, BOB)) == 2
 
 
-def test_pipelined_requests_answered_in_order(server):
-    srv = server()
+def test_pipelined_requests_answered_in_order(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     msg = encrypted(BOB)
 
@@ -215,8 +250,8 @@ def test_pipelined_requests_answered_in_order(server):
     assert len(stored(srv, BOB)) == 2
 
 
-def test_client_gone_mid_request(server):
-    srv = server()
+def test_client_gone_mid_request(mk):
+    srv = mk()
     make_accounts(srv, BOB)
     msg = encrypted(BOB)
     head = (f"POST /mxdeliv HTTP/1.1\r\nHost: {cmtest.DOMAIN}\r\nX-MAIL-TO: {BOB}\r\n"
@@ -228,3 +263,44 @@ def test_client_gone_mid_request(server):
     # still serving: a full request is delivered
     assert post(srv, msg, [BOB]) == (200, b"250 OK")
     assert 1 <= len(stored(srv, BOB)) <= 2  # the complete one that was cut may have landed
+
+
+# ---------------------------------------------------------------- DKIM (the pipeline's stage)
+
+def test_dkim_unsigned_and_forged_refused(mk):
+    srv = mk()
+    make_accounts(srv, BOB)
+    unsigned = mx_helpers.encrypted(BOB)
+    assert post(srv, unsigned, [BOB]) == (400, b"554 5.7.1 No DKIM signature found")
+    forged = encrypted(BOB).replace(b"Subject: ", b"Subject: Re: ", 1)
+    assert forged != encrypted(BOB)
+    assert post(srv, forged, [BOB]) == (400, b"554 5.7.1 No valid DKIM signature found")
+    misaligned = sign(mx_helpers.encrypted(BOB), KEYS, domain="other.example")
+    assert post(srv, misaligned, [BOB]) == (400, b"554 5.7.1 No valid DKIM signature found")
+    assert stored(srv, BOB) == []
+
+
+@pytest.mark.parametrize("alg", [b"rsa-sha256", b"ed25519-sha256"])
+def test_dkim_signed_accepted_headers_removed(mk, alg):
+    srv = mk()
+    make_accounts(srv, BOB)
+    raw = b"Received: from peer by relay2\r\n" + mx_helpers.encrypted(BOB)
+    assert post(srv, sign(raw, KEYS, alg=alg), [BOB]) == (200, b"250 OK")
+    [f] = stored(srv, BOB)
+    head = f.read_bytes().split(b"\r\n\r\n", 1)[0].lower()
+    assert b"dkim-signature:" not in head and b"received:" not in head, head
+
+
+@pytest.mark.timeout(180)
+def test_dkim_key_lookup_timeout_is_temporary(mk, dns):
+    srv = mk()
+    make_accounts(srv, BOB)
+    dns.behave[f"rsa._domainkey.{mx_helpers.SENDER_DOMAIN}"] = "timeout"
+    c = connect(srv)
+    c.sock.settimeout(90)
+    status, body = post(srv, encrypted(BOB), [BOB], conn=c)
+    c.close()
+    assert status == 503 and body.startswith(b"451 4.7.5 "), (status, body)
+    assert stored(srv, BOB) == []
+    del dns.behave[f"rsa._domainkey.{mx_helpers.SENDER_DOMAIN}"]
+    assert post(srv, encrypted(BOB), [BOB]) == (200, b"250 OK")
