@@ -46,7 +46,9 @@ static void set_phase_timer(struct http_session *s)
     if (phase == s->phase)
         return;
     s->phase = phase;
-    conn_set_timeout(s->c, phase == 2 ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+    /* a message for /mxdeliv (up to max_message_size) gets SMTP's DATA time */
+    unsigned body_ms = s->mx ? LIM_SMTP_DATA_MS : LIM_HTTP_BODY_MS;
+    conn_set_timeout(s->c, phase == 2 ? body_ms : LIM_HTTP_HEADER_MS);
 }
 
 static bool mxdeliv_request(const struct http_session *s, const struct http_reader *r)
@@ -131,7 +133,7 @@ static void mx_done(void *ud, int status, const char *text)
     mxdeliv_release(s->mx);
     s->mx = NULL;
     s->waiting = false;
-    if (x.close_after || s->shutdown) {
+    if (x.close_after || s->shutdown || s->rd.req.upgrade) {
         s->closing = true;
         conn_close(s->c);
         return;

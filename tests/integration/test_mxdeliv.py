@@ -12,6 +12,7 @@ with the connection still usable; GET 405; malformed or missing headers
 keep-alive and pipelining, a client gone mid-request."""
 import http.client
 import re
+import select
 import socket
 import subprocess
 
@@ -304,3 +305,23 @@ def test_dkim_key_lookup_timeout_is_temporary(mk, dns):
     assert stored(srv, BOB) == []
     del dns.behave[f"rsa._domainkey.{mx_helpers.SENDER_DOMAIN}"]
     assert post(srv, encrypted(BOB), [BOB]) == (200, b"250 OK")
+
+
+def test_other_requests_served_while_one_waits(mk, dns):
+    """While one request's key lookup hangs in the pipeline, other
+    connections are answered: the loop only waits for events."""
+    srv = mk()
+    make_accounts(srv, BOB)
+    dns.behave[f"ed._domainkey.{mx_helpers.SENDER_DOMAIN}"] = "timeout"
+    slow = encrypted(BOB, alg=b"ed25519-sha256")
+    a = cmtest.tls_connect(srv.port("https"), alpn=["http/1.1"])
+    a.send((f"POST /mxdeliv HTTP/1.1\r\nX-MAIL-TO: {BOB}\r\nConnection: close\r\n"
+            f"Content-Length: {len(slow)}\r\n\r\n").encode() + slow)
+    assert post(srv, encrypted(BOB), [BOB]) == (200, b"250 OK")
+    assert post(srv, b"", [BOB], method="GET")[0] == 405
+    # the first request is still waiting for its key (a 2 s + 4 s lookup)
+    assert select.select([a.sock], [], [], 0)[0] == [] and a.sock.pending() == 0
+    reply = a.read_until_closed(90)
+    a.close()
+    assert reply.startswith(b"HTTP/1.1 503 ") and b"451 4.7.5 " in reply, reply
+    assert len(stored(srv, BOB)) == 1
