@@ -57,8 +57,8 @@ static int sink(void *ctx, const char *p, size_t n)
 static void on_target(void *ud, struct http_reader *r)
 {
     if (r->parser.method == HTTP_POST && mxdeliv_path(&r->req)) {
-        r->max_headers = LIM_SMTP_RCPT + HTTP_MAX_KEPT_HEADERS;
-        r->max_header_bytes = MXDELIV_HEADER_BYTES;
+        r->max_headers = LIM_HTTP_MXDELIV_HEADERS;
+        r->max_header_bytes = LIM_HTTP_MXDELIV_HEADER_BYTES;
     }
 }
 

@@ -24,7 +24,6 @@
 struct config;
 
 #define MXDELIV_ADDR_MAX 256 /* RFC 5321 path limit, brackets excluded */
-#define MXDELIV_HEADER_BYTES (LIM_SMTP_RCPT * (MXDELIV_ADDR_MAX + 16) + LIM_HTTP_HEADER_BYTES)
 
 /* True for "/mxdeliv" and "/mxdeliv/" (query ignored). */
 bool mxdeliv_path(const struct http_request *q);

@@ -62,8 +62,8 @@ static void on_target(void *ud, struct http_reader *r)
 {
     struct http_session *s = ud;
     if (mxdeliv_request(s, r)) {
-        r->max_headers = LIM_SMTP_RCPT + HTTP_MAX_KEPT_HEADERS;
-        r->max_header_bytes = MXDELIV_HEADER_BYTES;
+        r->max_headers = LIM_HTTP_MXDELIV_HEADERS;
+        r->max_header_bytes = LIM_HTTP_MXDELIV_HEADER_BYTES;
     }
 }
 

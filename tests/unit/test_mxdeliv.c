@@ -17,8 +17,8 @@ static struct config cfg;
 static void on_target(void *ud, struct http_reader *r)
 {
     if (mxdeliv_path(&r->req)) {
-        r->max_headers = LIM_SMTP_RCPT + HTTP_MAX_KEPT_HEADERS;
-        r->max_header_bytes = MXDELIV_HEADER_BYTES;
+        r->max_headers = LIM_HTTP_MXDELIV_HEADERS;
+        r->max_header_bytes = LIM_HTTP_MXDELIV_HEADER_BYTES;
     }
 }
 
@@ -165,7 +165,7 @@ TEST(reader_limits_and_sink)
     http_reader_init(&r, 0);
     r.on_target = on_target;
     CHECK_INT_EQ(http_reader_feed(&r, in.data, 40, &used), HTTP_READ_MORE);
-    CHECK_INT_EQ(r.max_headers, LIM_SMTP_RCPT + HTTP_MAX_KEPT_HEADERS);
+    CHECK_INT_EQ(r.max_headers, LIM_HTTP_MXDELIV_HEADERS);
     r.body_limit = 100;
     r.body_sink = sink;
     r.sink_ud = &got;
