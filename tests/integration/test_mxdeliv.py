@@ -6,10 +6,11 @@ incoming encryption rules (523 for cleartext to an enforceE2EEincoming
 account, a Secure-Join request accepted); DKIM (unsigned and forged 400 +
 554, a key lookup timing out 503 + 451 4.7.5, RSA and Ed25519 accepted);
 one unknown recipient makes the whole request 400 with nothing delivered to
-anyone; a relay recipient 554; over max_message_size 413 + `552 5.3.4 ...`
+anyone, as does a full mailbox (552 5.2.2); a relay recipient 554; over max_message_size 413 + `552 5.3.4 ...`
 with the connection still usable; GET 405; malformed or missing headers
 400 with an SMTP line; chunked bodies, Expect: 100-continue (curl),
-keep-alive and pipelining, a client gone mid-request."""
+keep-alive and pipelining, a client gone mid-request, other connections
+answered while one request waits for its DKIM key."""
 import http.client
 import re
 import socket
@@ -328,3 +329,18 @@ def test_other_requests_served_while_one_waits(mk, dns):
     a.close()
     assert reply.startswith(b"HTTP/1.1 503 ") and b"451 4.7.5 " in reply, reply
     assert len(stored(srv, BOB)) == 1
+
+
+def test_full_mailbox_refuses_whole_request(mk):
+    srv = mk({"max_mailbox_size": "1M"})
+    make_accounts(srv, BOB, CAROL)
+    cur = account_dir(srv, BOB) / "cur"
+    cur.mkdir(parents=True, exist_ok=True)
+    for i in range(3):  # 900 kB of bob's 1 MiB, as S= says
+        (cur / f"{1000000000 + i}.M{i}P1.old,S=300000,W=300000:2,S").write_bytes(b"x" * 100)
+    big = sign(mx_helpers.encrypted(BOB).replace(
+        b"-----END PGP MESSAGE-----", b"-----END PGP MESSAGE-----\r\n" + b"\r\n" * 100000), KEYS)
+    status, body = post(srv, big, [CAROL, BOB])
+    assert (status, body) == (400, f"552 5.2.2 <{BOB}>: Quota exceeded (mailbox for user is "
+                                   "full)".encode())
+    assert stored(srv, CAROL) == []  # all or nothing: carol's copy was taken back
