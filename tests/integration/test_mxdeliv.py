@@ -6,9 +6,9 @@ incoming encryption rules (523 for cleartext to an enforceE2EEincoming
 account, a Secure-Join request accepted); DKIM (unsigned and forged 400 +
 554, a key lookup timing out 503 + 451 4.7.5, RSA and Ed25519 accepted);
 one unknown recipient makes the whole request 400 with nothing delivered to
-anyone, as does a full mailbox (552 5.2.2); a relay recipient 554; over max_message_size 413 + `552 5.3.4 ...`
-with the connection still usable; GET 405; malformed or missing headers
-400 with an SMTP line; chunked bodies, Expect: 100-continue (curl),
+anyone, as does a full mailbox (552 5.2.2); a relay recipient 554; over
+max_message_size 413 + `552 5.3.4 ...` with the connection still usable;
+GET 405; malformed or missing headers 400 with an SMTP line; chunked bodies, Expect: 100-continue (curl),
 keep-alive and pipelining, a client gone mid-request, other connections
 answered while one request waits for its DKIM key."""
 import http.client
@@ -87,7 +87,7 @@ def mk(server, dns):
     return lambda extra=None: mx_helpers.mx_server(server, dns, extra)
 
 
-KEYS = None
+KEYS = None  # the module's keys, for the message helpers below
 
 
 @pytest.fixture(autouse=True)
