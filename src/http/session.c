@@ -129,6 +129,7 @@ static void mx_done(void *ud, int status, const char *text)
     struct http_session *s = ud;
     struct http_ctx x = {.conn = s->c, .cfg = conn_config(s->c), .req = &s->rd.req};
     mxdeliv_count(status);
+    log_debug("http POST /mxdeliv: %d", status);
     http_respond(&x, status, "text/plain; charset=utf-8", "", text, strlen(text));
     mxdeliv_release(s->mx);
     s->mx = NULL;
