@@ -47,6 +47,9 @@
 #define LIM_HTTP_HEADER_BYTES    (16 * 1024)
 #define LIM_HTTP_HEADERS         100
 #define LIM_HTTP_BODY            (64 * 1024)  /* except /mxdeliv: max_message_size */
+/* POST /mxdeliv: room for LIM_SMTP_RCPT "X-MAIL-TO: <256-byte address>" lines */
+#define LIM_HTTP_MXDELIV_HEADERS       (LIM_SMTP_RCPT + 32)
+#define LIM_HTTP_MXDELIV_HEADER_BYTES  (LIM_SMTP_RCPT * 272 + LIM_HTTP_HEADER_BYTES)
 
 /* --- MIME / filter --- */
 #define LIM_MIME_DEPTH           8

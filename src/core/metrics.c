@@ -36,6 +36,13 @@ static const struct {
     [M_DKIM_FAIL] = {"dkim_verify{result=\"fail\"}", NULL, "dkim_verify"},
     [M_DKIM_TEMPERROR] = {"dkim_verify{result=\"temperror\"}", NULL, "dkim_verify"},
     [M_DKIM_NONE] = {"dkim_verify{result=\"none\"}", NULL, "dkim_verify"},
+    [M_MXDELIV_200] = {"mxdeliv_requests{status=\"200\"}", "Requests to /mxdeliv by HTTP status",
+                       "mxdeliv_requests"},
+    [M_MXDELIV_400] = {"mxdeliv_requests{status=\"400\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_405] = {"mxdeliv_requests{status=\"405\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_413] = {"mxdeliv_requests{status=\"413\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_503] = {"mxdeliv_requests{status=\"503\"}", NULL, "mxdeliv_requests"},
+    [M_MXDELIV_OTHER] = {"mxdeliv_requests{status=\"other\"}", NULL, "mxdeliv_requests"},
 };
 
 static const struct {

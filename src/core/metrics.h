@@ -36,6 +36,12 @@ enum metric_counter {
     M_DKIM_FAIL,
     M_DKIM_TEMPERROR,
     M_DKIM_NONE,
+    M_MXDELIV_200, /* POST /mxdeliv answers by status (mxdeliv_requests{status=...}) */
+    M_MXDELIV_400,
+    M_MXDELIV_405,
+    M_MXDELIV_413,
+    M_MXDELIV_503,
+    M_MXDELIV_OTHER,
     M_COUNTER_COUNT
 };
 

@@ -3,6 +3,7 @@
 #include "http/request.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -41,13 +42,30 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_url_complete(llhttp_t *p)
 {
     struct http_reader *r = reader(p);
-    return buf_append(&r->req.arena, "", 1) < 0 ? fail(r, 500) : 0;
+    if (buf_append(&r->req.arena, "", 1) < 0)
+        return fail(r, 500);
+    if (r->on_target)
+        r->on_target(r->ud, r);
+    return 0;
 }
 
 static int header_bytes(struct http_reader *r, size_t len)
 {
     r->header_bytes += len;
-    return r->header_bytes > LIM_HTTP_HEADER_BYTES ? fail(r, 431) : 0;
+    return r->header_bytes > r->max_header_bytes ? fail(r, 431) : 0;
+}
+
+static int grow_headers(struct http_request *q, size_t max)
+{
+    size_t cap = q->hdr_cap ? q->hdr_cap * 2 : 16;
+    if (cap > max)
+        cap = max;
+    struct http_header *h = realloc(q->hdr, cap * sizeof *h);
+    if (!h)
+        return -1;
+    q->hdr = h;
+    q->hdr_cap = cap;
+    return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
@@ -57,8 +75,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (header_bytes(r, len) < 0)
         return -1;
     if (!r->in_field) { /* a new header begins */
-        if (q->n_hdr >= HTTP_MAX_KEPT_HEADERS)
+        if (q->n_hdr >= r->max_headers)
             return fail(r, 431);
+        if (q->n_hdr == q->hdr_cap && grow_headers(q, r->max_headers) < 0)
+            return fail(r, 500);
         q->hdr[q->n_hdr].name_off = q->arena.len;
         q->hdr[q->n_hdr].name_len = 0;
         q->hdr[q->n_hdr].value_len = 0;
@@ -129,8 +149,11 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_reader *r = reader(p);
-    if (r->req.body.len + len > r->body_limit)
+    if (r->body_bytes + len > r->body_limit)
         return fail(r, 413);
+    r->body_bytes += len;
+    if (r->body_sink)
+        return r->body_sink(r->sink_ud, at, len) < 0 ? fail(r, 500) : 0;
     return buf_append(&r->req.body, at, len) < 0 ? fail(r, 500) : 0;
 }
 
@@ -167,20 +190,30 @@ void http_reader_init(struct http_reader *r, size_t body_limit)
     memset(r, 0, sizeof *r);
     llhttp_init(&r->parser, HTTP_REQUEST, settings());
     r->parser.data = r;
-    r->body_limit = body_limit;
+    r->body_limit = r->default_body_limit = body_limit;
+    r->max_headers = HTTP_MAX_KEPT_HEADERS;
+    r->max_header_bytes = LIM_HTTP_HEADER_BYTES;
 }
 
 void http_reader_free(struct http_reader *r)
 {
     buf_free(&r->req.arena);
     buf_free(&r->req.body);
+    free(r->req.hdr);
+    r->req.hdr = NULL;
+    r->req.hdr_cap = 0;
 }
 
 void http_reader_next(struct http_reader *r)
 {
-    buf_free(&r->req.arena);
-    buf_free(&r->req.body);
+    http_reader_free(r);
     memset(&r->req, 0, sizeof r->req);
+    r->body_limit = r->default_body_limit;
+    r->max_headers = HTTP_MAX_KEPT_HEADERS;
+    r->max_header_bytes = LIM_HTTP_HEADER_BYTES;
+    r->body_sink = NULL;
+    r->sink_ud = NULL;
+    r->body_bytes = 0;
     r->header_bytes = 0;
     r->in_field = false;
     r->started = false;

@@ -2,8 +2,9 @@
  *
  * https port:  www.<d> -> 301 https://<d><uri>; /new and
  *   /cgi-bin/newemail.py; autoconfig; mta-sts.txt; /metrics; /qr.svg;
- *   /relay, /ping, /generate_204 (iroh-relay proxy); /mxdeliv (reserved
- *   for the federation issue); the site's pages.
+ *   /relay, /ping, /generate_204 (iroh-relay proxy); /mxdeliv and
+ *   /mxdeliv/ (405 here; a POST is mxdeliv.c's, started by the session);
+ *   the site's pages.
  * http port:   /.well-known/acme-challenge/ (the ACME hook), /metrics,
  *   everything else 301 to https. */
 #include "http/router.h"
@@ -18,6 +19,7 @@
 #include "core/metrics.h"
 #include "http/http.h"
 #include "http/internal.h"
+#include "http/mxdeliv.h"
 
 #define NEW_RATE_PER_S 2 /* nginx limit_req for /new in self-signed mode */
 #define NEW_BURST      5
@@ -155,13 +157,17 @@ static void route_qr(struct http_ctx *x)
     buf_free(&svg);
 }
 
+/* The session hands every POST to mxdeliv.c before routing; one that
+ * gets here found no memory for it. */
 static void route_mxdeliv(struct http_ctx *x)
 {
-    if (x->req->method != HTTP_POST)
+    int status = x->req->method != HTTP_POST ? 405 : 503;
+    if (status == 405)
         http_respond(x, 405, "text/plain; charset=utf-8", "Allow: POST\r\n",
-                     "405 Method Not Allowed\n", 23);
+                     "Method Not Allowed", 18);
     else
-        http_respond_text(x, 404, "404 Not Found: this relay does not accept /mxdeliv yet\n");
+        http_respond_text(x, 503, "451 4.3.0 Error: insufficient system resources");
+    mxdeliv_count(status);
 }
 
 static void route_acme(struct http_ctx *x)
@@ -221,6 +227,7 @@ static const struct route routes[] = {
     {"/metrics", route_metrics},
     {"/qr.svg", route_qr},
     {"/mxdeliv", route_mxdeliv},
+    {"/mxdeliv/", route_mxdeliv},
     {"/relay", route_iroh},
     {"/ping", route_iroh},
     {"/generate_204", route_iroh},

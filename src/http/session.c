@@ -2,7 +2,11 @@
  * reader, routes each, writes the response, keeps the connection alive as
  * the client asks, and cuts slow clients by state (headers, body, idle).
  * A proxied request (iroh relay) hands the connection to proxy.c: from
- * then on every byte from the client goes there. */
+ * then on every byte from the client goes there. POST /mxdeliv on the
+ * https port (any Host) is mxdeliv.c's from its complete headers on: the
+ * body streams into its spool, and while its answer is worked out
+ * (workers, the acceptance pipeline) reading pauses; bytes of a pipelined
+ * next request wait in `held`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "http/internal.h"
+#include "http/mxdeliv.h"
 #include "http/request.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -21,9 +26,16 @@ struct http_session {
     struct conn *c;
     struct http_reader rd;
     struct http_proxy *proxy;
+    struct mxdeliv *mx; /* the POST /mxdeliv being read or answered */
+    bool waiting;       /* its answer is being worked out: reading paused */
+    bool in_serve;      /* inside serve_request (the answer may come at once) */
+    bool shutdown;      /* close after that answer */
+    struct buf held;    /* bytes read after it (a pipelined request) */
     int phase;      /* 0 between requests, 1 reading headers, 2 reading a body */
     bool closing;
 };
+
+static void session_data(void *sp, const char *p, size_t n);
 
 /* Per-state deadlines that progress does not extend: a client gets
  * LIM_HTTP_HEADER_MS for a request's headers from its first byte and
@@ -34,7 +46,39 @@ static void set_phase_timer(struct http_session *s)
     if (phase == s->phase)
         return;
     s->phase = phase;
-    conn_set_timeout(s->c, phase == 2 ? LIM_HTTP_BODY_MS : LIM_HTTP_HEADER_MS);
+    /* a message for /mxdeliv (up to max_message_size) gets SMTP's DATA time */
+    unsigned body_ms = s->mx ? LIM_SMTP_DATA_MS : LIM_HTTP_BODY_MS;
+    conn_set_timeout(s->c, phase == 2 ? body_ms : LIM_HTTP_HEADER_MS);
+}
+
+static bool mxdeliv_request(const struct http_session *s, const struct http_reader *r)
+{
+    return conn_listener(s->c) == LK_HTTPS && r->parser.method == HTTP_POST &&
+           mxdeliv_path(&r->req);
+}
+
+/* Room for LIM_SMTP_RCPT X-MAIL-TO headers. */
+static void on_target(void *ud, struct http_reader *r)
+{
+    struct http_session *s = ud;
+    if (mxdeliv_request(s, r)) {
+        r->max_headers = LIM_HTTP_MXDELIV_HEADERS;
+        r->max_header_bytes = LIM_HTTP_MXDELIV_HEADER_BYTES;
+    }
+}
+
+/* The body of POST /mxdeliv goes to mxdeliv.c, up to max_message_size
+ * (beyond it is read and dropped: the answer is 413 at its end). */
+static void on_headers(void *ud, struct http_reader *r)
+{
+    struct http_session *s = ud;
+    if (!mxdeliv_request(s, r) || !(s->mx = mxdeliv_start(conn_config(s->c), &r->req)))
+        return;
+    r->body_limit = SIZE_MAX;
+    r->body_sink = mxdeliv_sink;
+    r->sink_ud = s->mx;
+    if (mxdeliv_want_continue(s->mx, &r->req))
+        conn_printf(s->c, "HTTP/1.%u 100 Continue\r\n\r\n", r->req.http_minor);
 }
 
 static void *session_open(struct conn *c)
@@ -49,6 +93,9 @@ static void *session_open(struct conn *c)
         return NULL;
     s->c = c;
     http_reader_init(&s->rd, LIM_HTTP_BODY);
+    s->rd.on_target = on_target;
+    s->rd.on_headers = on_headers;
+    s->rd.ud = s;
     conn_set_timeout(c, LIM_HTTP_HEADER_MS);
     return s;
 }
@@ -59,13 +106,67 @@ static void error_response(struct http_session *s, int status)
                          .host = ""};
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, http_status_reason(status));
+    if (s->mx) { /* a broken /mxdeliv body (chunk framing, timeout) */
+        mxdeliv_count(status);
+        mxdeliv_release(s->mx);
+        s->mx = NULL;
+    }
     http_respond(&x, status, "text/plain; charset=utf-8", "", text, strlen(text));
     s->closing = true;
     conn_close(s->c);
 }
 
+static void next_request(struct http_session *s)
+{
+    http_reader_next(&s->rd);
+    s->phase = 0;
+    conn_set_timeout(s->c, LIM_HTTP_KEEPALIVE_MS);
+}
+
+/* mxdeliv.c's answer: now (inside serve_request) or later. */
+static void mx_done(void *ud, int status, const char *text)
+{
+    struct http_session *s = ud;
+    struct http_ctx x = {.conn = s->c, .cfg = conn_config(s->c), .req = &s->rd.req};
+    mxdeliv_count(status);
+    log_debug("http POST /mxdeliv: %d", status);
+    http_respond(&x, status, "text/plain; charset=utf-8", "", text, strlen(text));
+    mxdeliv_release(s->mx);
+    s->mx = NULL;
+    s->waiting = false;
+    if (x.close_after || s->shutdown || s->rd.req.upgrade) {
+        s->closing = true;
+        conn_close(s->c);
+        return;
+    }
+    if (s->in_serve)
+        return; /* session_data goes on with the next request */
+    next_request(s);
+    conn_resume(s->c);
+    struct buf held = s->held;
+    s->held = (struct buf){0};
+    if (held.len)
+        session_data(s, held.data, held.len);
+    buf_free(&held);
+}
+
+static void serve_mxdeliv(struct http_session *s)
+{
+    s->waiting = s->in_serve = true;
+    mxdeliv_finish(s->mx, mx_done, s);
+    s->in_serve = false;
+    if (s->waiting) {
+        conn_set_timeout(s->c, 0); /* our turn, not the client's */
+        conn_pause(s->c);
+    }
+}
+
 static void serve_request(struct http_session *s)
 {
+    if (s->mx) {
+        serve_mxdeliv(s);
+        return;
+    }
     const char *path;
     size_t pl = http_req_path(&s->rd.req, &path);
     char pathbuf[LIM_HTTP_URL + 1], host[256];
@@ -94,6 +195,13 @@ static void serve_request(struct http_session *s)
 static void session_data(void *sp, const char *p, size_t n)
 {
     struct http_session *s = sp;
+    if (s->waiting && n > 0 && !s->closing) { /* paused, but a read was under way */
+        if (s->held.len + n > LIM_READ_CHUNK * 4 || buf_append(&s->held, p, n) < 0) {
+            s->closing = true;
+            conn_close(s->c);
+        }
+        return;
+    }
     while (n > 0 && !s->closing) {
         if (s->proxy) {
             proxy_client_data(s->proxy, p, n);
@@ -116,16 +224,21 @@ static void session_data(void *sp, const char *p, size_t n)
         serve_request(s);
         if (s->proxy)
             continue; /* the rest belongs to the proxied stream */
-        http_reader_next(&s->rd);
-        s->phase = 0;
-        conn_set_timeout(s->c, LIM_HTTP_KEEPALIVE_MS);
+        if (s->waiting) { /* keep the rest for after the answer */
+            session_data(s, p, n);
+            return;
+        }
+        if (!s->closing)
+            next_request(s);
     }
 }
 
 static void session_timeout(void *sp)
 {
     struct http_session *s = sp;
-    if (s->proxy)
+    if (s->waiting) /* no timer runs then; only shutdown gets here */
+        s->shutdown = true;
+    else if (s->proxy)
         proxy_timeout(s->proxy);
     else if (s->rd.started)
         error_response(s, 408);
@@ -145,6 +258,8 @@ static void session_closed(void *sp)
     struct http_session *s = sp;
     if (s->proxy)
         proxy_detach(s->proxy);
+    mxdeliv_release(s->mx); /* cancels a message still in the pipeline */
+    buf_free(&s->held);
     http_reader_free(&s->rd);
     free(s);
 }

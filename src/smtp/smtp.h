@@ -24,6 +24,9 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
 void smtp_stop(void);
 /* Frees that state; call after the loop has finished (nothing in flight). */
 void smtp_free(void);
+/* <state_dir>/spool (made by smtp_init), where receivers spill large
+ * messages (core/spool.h); NULL before smtp_init. */
+const char *smtp_spool_dir(void);
 
 /* ------------------------------------------------------------------
  * The acceptance pipeline (accept.c): what happens to a message after the

@@ -382,6 +382,8 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
     return 0;
 }
 
+const char *smtp_spool_dir(void) { return smtp_mod.spool_dir; }
+
 void smtp_stop(void)
 {
     accept_dkim_stop();

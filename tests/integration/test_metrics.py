@@ -12,7 +12,8 @@ restart (accounts and queue_length are counted from disk), deliveries
 recipient (queue_length), a full mailbox (quota_exceeded), the quota trim
 after delivery, mail from another relay on port 25 (the incoming
 encryption decisions, accepted / refused by reason, DKIM verdicts), open sessions per protocol, IDLE, and the expiry pass that
-SIGUSR1 starts (fsreport gauges, accounts of expired users)."""
+SIGUSR1 starts (fsreport gauges, accounts of expired users), and the
+answers to POST /mxdeliv by status."""
 import imaplib
 import os
 import re
@@ -40,6 +41,7 @@ COVERS = {
     "test_incoming_metrics": {"incoming_encrypted_mail_count", "incoming_unencrypted_mail_count",
                               "incoming_mailer_daemon_mail_count", "incoming_mail",
                               "dkim_verify"},
+    "test_mxdeliv_metrics": {"mxdeliv_requests", "delivered_mail"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -202,6 +204,49 @@ def test_delivery_metrics(server):
     t2 = Tracker(srv, "test_delivery_metrics")
     assert t2.value("queue_length") == 1 and t2.value("delivered_mail") == 0
     t.done()
+
+
+# ---------------------------------------------------------------- /mxdeliv
+
+def test_mxdeliv_metrics(server):
+    from test_mxdeliv import post
+    keys = mx.MxKeys()
+    dns = mx.mx_dns(keys)
+    try:
+        srv = mx.mx_server(server, dns, {"max_message_size": "20000"})
+        login(srv, BOB).quit()
+        t = Tracker(srv, "test_mxdeliv_metrics")
+        msg = mx.sign(mx.encrypted(BOB), keys)
+        st = 'mxdeliv_requests{status="%s"}'
+        assert post(srv, msg, [BOB], mail_from=mx.SENDER) == (200, b"250 OK")
+        t.expect({st % 200: 1, "delivered_mail": 1, st % 400: 0})
+        assert post(srv, msg, [BOB, addr("nosuchusr")])[0] == 400
+        t.expect({st % 400: 1, st % 200: 0, "delivered_mail": 0})
+        assert post(srv, mx.encrypted(BOB), [BOB])[0] == 400  # unsigned: 554
+        t.expect({st % 400: 1, "delivered_mail": 0})
+        assert post(srv, b"", [BOB], method="GET")[0] == 405
+        t.expect({st % 405: 1})
+        assert post(srv, msg + b"Z" * 20000 + b"\r\n", [BOB])[0] == 413
+        t.expect({st % 413: 1})
+        # a key lookup that times out (the Ed25519 key is not cached yet): 503 + the 451 line
+        dns.behave[f"ed._domainkey.{mx.SENDER_DOMAIN}"] = "timeout"
+        msg = mx.sign(mx.encrypted(BOB), keys, alg=b"ed25519-sha256")
+        c = cmtest.tls_connect(srv.port("https"), alpn=["http/1.1"])
+        c.send((f"POST /mxdeliv HTTP/1.1\r\nX-MAIL-TO: {BOB}\r\nConnection: close\r\n"
+                f"Content-Length: {len(msg)}\r\n\r\n").encode() + msg)
+        assert c.read_until_closed(90).startswith(b"HTTP/1.1 503 ")
+        c.close()
+        t.expect({st % 503: 1})
+        # a broken chunked body: the reader's 400 for the request counts too
+        c = cmtest.tls_connect(srv.port("https"), alpn=["http/1.1"])
+        c.send(f"POST /mxdeliv HTTP/1.1\r\nX-MAIL-TO: {BOB}\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "zz\r\n".encode())
+        assert c.read_until_closed(cmtest.TIMEOUT).startswith(b"HTTP/1.1 400 ")
+        c.close()
+        t.expect({st % 400: 1, st % 200: 0})
+        t.done()
+    finally:
+        dns.stop()
 
 
 # ---------------------------------------------------------------- quota
