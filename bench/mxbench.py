@@ -402,7 +402,7 @@ def main():
             if a.scenario in ("all", "latency"):
                 latency(a, sender, lat, receiver, res)
         except Exception as e:  # noqa: BLE001  (the table shows it)
-            res["mx_prepare_status"] = f"failed: {e}"[:120]
+            res["prepare_status"] = f"failed: {e}"[:120]
         finally:
             res["mx_dkim_key_queries"] = sum(1 for n, q in dns.queries if q == "TXT")
             dns.stop()
@@ -421,7 +421,7 @@ def emit(res, as_json):
         val = f'"{v}"' if isinstance(v, str) else str(v)
         if isinstance(v, str):
             val = '"' + v.replace("\\", "\\\\").replace('"', "'") + '"'
-        print(f'  "{k}": {val}{sep}')
+        print(f'"{k}": {val}{sep}')
     print("}")
 
 
