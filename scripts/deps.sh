@@ -21,6 +21,7 @@ TEST_PKGS=(
   offlineimap3                                    # python3-imaplib2/-distro are hard deps
   systemd                                         # systemd-analyze verify of the unit
   python3-dkim python3-dnslib                     # DKIM reference signer, test DNS server
+  python3-cryptography python3-nacl               # DKIM test keys (RSA, Ed25519) made by the tests
   postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
   opendkim opendkim-tools                         # DKIM signing milter for the Postfix peer, opendkim-genkey
 )

@@ -192,6 +192,7 @@ static void on_trim(uv_timer_t *t)
 
 static void on_net_down(void)
 {
+    smtp_stop();
     uv_close((uv_handle_t *)&app.trim, NULL);
     expire_daily_stop(app.expiry);
     app.expiry = NULL;

@@ -6,8 +6,10 @@
 
 #include <stdatomic.h>
 
+/* A labelled series names its family; only the family's first series
+ * carries the help text (and prints HELP and TYPE). */
 static const struct {
-    const char *name, *help;
+    const char *name, *help, *family;
 } counter_info[M_COUNTER_COUNT] = {
     [M_DELIVERED_MAIL] = {"delivered_mail", "Messages stored into a local mailbox"},
     [M_QUOTA_EXCEEDED] = {"quota_exceeded", "Deliveries refused because a mailbox was full"},
@@ -20,6 +22,20 @@ static const struct {
     [M_REJECTED_UNENCRYPTED] = {"rejected_unencrypted_mail_count", "Unencrypted messages refused"},
     [M_QUOTA_EXPIRE_RUNS] = {"quota_expire_runs", "Quota trims that removed messages"},
     [M_QUOTA_EXPIRE_REMOVED_FILES] = {"quota_expire_removed_files", "Messages removed by quota trims"},
+    [M_INCOMING_ENCRYPTED] = {"incoming_encrypted_mail_count", "Received encrypted messages"},
+    [M_INCOMING_UNENCRYPTED] = {"incoming_unencrypted_mail_count", "Received unencrypted messages"},
+    [M_INCOMING_MAILER_DAEMON] = {"incoming_mailer_daemon_mail_count", "Received mailer-daemon reports"},
+    [M_INCOMING_ACCEPTED] = {"incoming_mail{result=\"accepted\"}",
+                             "Messages from other relays by decision", "incoming_mail"},
+    [M_INCOMING_REFUSED_INVALID] = {"incoming_mail{result=\"invalid\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_UNENCRYPTED] = {"incoming_mail{result=\"unencrypted\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_DKIM] = {"incoming_mail{result=\"dkim\"}", NULL, "incoming_mail"},
+    [M_INCOMING_REFUSED_TEMPFAIL] = {"incoming_mail{result=\"tempfail\"}", NULL, "incoming_mail"},
+    [M_DKIM_PASS] = {"dkim_verify{result=\"pass\"}", "DKIM verdicts on mail from other relays",
+                     "dkim_verify"},
+    [M_DKIM_FAIL] = {"dkim_verify{result=\"fail\"}", NULL, "dkim_verify"},
+    [M_DKIM_TEMPERROR] = {"dkim_verify{result=\"temperror\"}", NULL, "dkim_verify"},
+    [M_DKIM_NONE] = {"dkim_verify{result=\"none\"}", NULL, "dkim_verify"},
 };
 
 static const struct {
@@ -102,10 +118,14 @@ void metrics_set_extra(int (*render)(struct buf *out)) { extra_render = render; 
 int metrics_render(struct buf *out)
 {
     int rc = 0;
-    for (int i = 0; i < M_COUNTER_COUNT; i++)
-        rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[i].name,
-                         counter_info[i].help, counter_info[i].name, counter_info[i].name,
+    for (int i = 0; i < M_COUNTER_COUNT; i++) {
+        const char *fam = counter_info[i].family ? counter_info[i].family : counter_info[i].name;
+        if (counter_info[i].help)
+            rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", fam, counter_info[i].help,
+                             fam);
+        rc |= buf_printf(out, "%s %llu\n", counter_info[i].name,
                          (unsigned long long)metrics_get((enum metric_counter)i));
+    }
     rc |= buf_append_str(out, "# HELP connections Open sessions per protocol\n"
                               "# TYPE connections gauge\n");
     for (int i = 0; i < G_GAUGE_COUNT; i++) {

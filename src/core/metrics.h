@@ -24,6 +24,18 @@ enum metric_counter {
     M_REJECTED_UNENCRYPTED,
     M_QUOTA_EXPIRE_RUNS,
     M_QUOTA_EXPIRE_REMOVED_FILES,
+    M_INCOMING_ENCRYPTED,      /* mail from other relays (25, /mxdeliv) */
+    M_INCOMING_UNENCRYPTED,
+    M_INCOMING_MAILER_DAEMON,
+    M_INCOMING_ACCEPTED,       /* incoming_mail{result=...}: the decision */
+    M_INCOMING_REFUSED_INVALID,     /* 500: no parse, no From */
+    M_INCOMING_REFUSED_UNENCRYPTED, /* 523 */
+    M_INCOMING_REFUSED_DKIM,        /* 554 5.7.1 */
+    M_INCOMING_REFUSED_TEMPFAIL,    /* 451 4.7.5: key lookup failed */
+    M_DKIM_PASS,               /* dkim_verify{result=...}: one per message verified */
+    M_DKIM_FAIL,
+    M_DKIM_TEMPERROR,
+    M_DKIM_NONE,
     M_COUNTER_COUNT
 };
 

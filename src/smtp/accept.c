@@ -5,6 +5,9 @@
  *
  *  1. Worker: the origin's filter rules (outgoing / incoming), the checks
  *     registered for the origin, the privacy cleanup (accept_checks.c).
+ *     MX and /mxdeliv: between the filter and the checks, the DKIM stage
+ *     (accept_dkim.c): hashing on the worker, key lookups on the loop, the
+ *     verdict on a worker again.
  *  2. Loop: the spec's log lines and counters of the decision (idem).
  *  3. Local recipients (deduplicated by account): store_deliver_async, one
  *     durable copy each with the quota. Remote recipients (deduplicated):
@@ -70,6 +73,7 @@ void accept_free(void)
 
 static void job_free(struct accept_job *j)
 {
+    accept_dkim_conclude(j); /* frees a verifier left by a refusal */
     buf_free(&j->clean);
     buf_free(&j->local);
     buf_free(&j->prepend);
@@ -165,18 +169,10 @@ static void start_delivery(struct accept_job *j);
 
 /* ------------------------------------------------------------ 2: decision */
 
-static void prep_done(uv_work_t *req, int status)
+/* The decision is made (filter, DKIM, checks): count it, then refuse or
+ * deliver. */
+static void decide(struct accept_job *j)
 {
-    struct accept_job *j = req->data;
-    if (j->cancelled) { /* nobody to answer: store nothing */
-        j->res.cancelled = true;
-        complete(j);
-        return;
-    }
-    if (status < 0 || j->prep_rc < 0) {
-        refuse(j, 451, j->prep_rc < 0 && j->fr.code == 451 ? j->fr.reply : REPLY_NOMEM);
-        return;
-    }
     accept_count_decision(j);
     if (j->fr.code != 0)
         refuse(j, j->fr.code, j->fr.reply);
@@ -184,6 +180,54 @@ static void prep_done(uv_work_t *req, int status)
         refuse(j, j->check_code, j->check_reply);
     else
         start_delivery(j);
+}
+
+/* After a worker step: false when the job ended here (cancelled, or the
+ * worker failed). */
+static bool worker_ok(struct accept_job *j, int status)
+{
+    if (j->cancelled) { /* nobody to answer: store nothing */
+        j->res.cancelled = true;
+        complete(j);
+        return false;
+    }
+    if (status < 0 || j->prep_rc < 0) {
+        refuse(j, 451, j->prep_rc < 0 && j->fr.code == 451 ? j->fr.reply : REPLY_NOMEM);
+        return false;
+    }
+    return true;
+}
+
+static void finish_done(uv_work_t *req, int status)
+{
+    struct accept_job *j = req->data;
+    accept_dkim_conclude(j);
+    if (worker_ok(j, status))
+        decide(j);
+}
+
+/* The DKIM keys are in (or failed): back to a worker for the verdict. */
+static void keys_done(struct accept_job *j)
+{
+    if (j->cancelled) {
+        j->res.cancelled = true;
+        complete(j);
+    } else if (uv_queue_work(A.loop, &j->work, accept_finish_work, finish_done) < 0) {
+        refuse(j, 451, REPLY_NOMEM);
+    }
+}
+
+static void prep_done(uv_work_t *req, int status)
+{
+    struct accept_job *j = req->data;
+    if (!worker_ok(j, status))
+        return;
+    if (j->fr.code == 0 && j->dkim) { /* the DKIM stage needs its keys */
+        if (accept_dkim_fetch(j, keys_done) == 0)
+            keys_done(j);
+        return;
+    }
+    decide(j);
 }
 
 struct accept_job *accept_message(const struct accept_msg *m, accept_cb cb, void *ud)

@@ -2,9 +2,12 @@
  * smtp/smtp.h). On a worker: the origin's filter rules (outgoing for
  * submission; incoming for MX and /mxdeliv, with each recipient's
  * enforceE2EEincoming), then every check registered for the origin
- * (accept_add_check: DKIM verification and signing plug in here), then the
- * privacy cleanup into the copies for the queue and the Maildir. On the
- * loop: the spec's log lines and counters of the decision. */
+ * (accept_add_check: DKIM signing plugs in here), then the privacy cleanup
+ * into the copies for the queue and the Maildir. For MX and /mxdeliv the
+ * DKIM stage (accept_dkim.c) sits between the filter and the registered
+ * checks and splits this in two worker steps (accept_prep_work, then
+ * accept_finish_work after the key lookups on the loop). On the loop: the
+ * spec's log lines and counters of the decision. */
 #include "smtp/accept_int.h"
 
 #include <stdio.h>
@@ -90,6 +93,16 @@ static int make_copies(struct accept_job *j)
     return 0;
 }
 
+/* After the origin's rules (and DKIM) accepted: the registered checks,
+ * then the copies. */
+static void checks_and_copies(struct accept_job *j)
+{
+    if (!run_checks(j))
+        return;
+    if (make_copies(j) < 0)
+        j->prep_rc = -1;
+}
+
 void accept_prep_work(uv_work_t *req)
 {
     struct accept_job *j = req->data;
@@ -99,10 +112,22 @@ void accept_prep_work(uv_work_t *req)
         j->prep_rc = filter_outgoing(j->m.data, j->m.len, &fe, &j->fr);
     else
         j->prep_rc = filter_incoming(j->m.data, j->m.len, &fe, rcpt_enforced, j, &j->fr);
-    if (j->prep_rc < 0 || j->fr.code != 0 || !run_checks(j))
+    if (j->prep_rc < 0 || j->fr.code != 0)
         return;
-    if (make_copies(j) < 0)
+    if (accept_dkim_prepare(j) < 0) {
         j->prep_rc = -1;
+        return;
+    }
+    if (!j->dkim) /* no DKIM stage for this message: finish here */
+        checks_and_copies(j);
+}
+
+void accept_finish_work(uv_work_t *req)
+{
+    struct accept_job *j = req->data;
+    accept_dkim_decide(j);
+    if (j->check_code == 0)
+        checks_and_copies(j);
 }
 
 void accept_count_decision(const struct accept_job *j)
@@ -119,6 +144,18 @@ void accept_count_decision(const struct accept_job *j)
         metrics_inc(M_OUTGOING_ENCRYPTED);
     else if (dir == FILTER_OUTGOING && fr->kind != FILTER_KIND_INVALID)
         metrics_inc(M_OUTGOING_UNENCRYPTED);
+    else if (enc)
+        metrics_inc(M_INCOMING_ENCRYPTED);
+    else if (fr->kind != FILTER_KIND_INVALID)
+        metrics_inc(M_INCOMING_UNENCRYPTED);
+    if (dir == FILTER_INCOMING && fr->kind == FILTER_KIND_MAILER_DAEMON)
+        metrics_inc(M_INCOMING_MAILER_DAEMON);
     if (fr->kind == FILTER_KIND_REJECTED)
         metrics_inc(M_REJECTED_UNENCRYPTED);
+    if (dir == FILTER_INCOMING)
+        metrics_inc(fr->code == 500   ? M_INCOMING_REFUSED_INVALID
+                    : fr->code != 0   ? M_INCOMING_REFUSED_UNENCRYPTED
+                    : j->check_code == 451 ? M_INCOMING_REFUSED_TEMPFAIL
+                    : j->check_code != 0   ? M_INCOMING_REFUSED_DKIM
+                                           : M_INCOMING_ACCEPTED);
 }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "dkim/dkim.h"
 #include "filter/filter.h"
 #include "smtp/smtp.h"
 #include "store/accounts.h"
@@ -34,6 +35,11 @@ struct accept_job {
     struct buf clean;            /* the copy for remote recipients */
     struct buf local;            /* the Maildir copy */
     struct buf prepend;          /* header lines from the checks */
+    /* DKIM stage (accept_dkim.c), MX and /mxdeliv only */
+    struct dkim_verifier *dkim;  /* worker: fed, waiting for its keys */
+    char from_domain[FILTER_ADDR_MAX]; /* worker: of the From address */
+    int dkim_kind;               /* worker: enum dkim_verdict_kind, -1 = not run */
+    void (*dkim_done)(struct accept_job *j); /* loop: the keys are in */
     /* recipients: envelope index -> local or remote slot */
     long *lmap, *rmap;
     struct store_rcpt *lr;
@@ -47,9 +53,13 @@ struct accept_job {
     struct accept_result res;
 };
 
-/* Stage 1 (accept_checks.c), on a worker: the origin's filter rules, the
- * registered checks, the copies. */
+/* Stage 1 (accept_checks.c), on a worker: the origin's filter rules; then,
+ * unless the DKIM stage needs the loop for key lookups (j->dkim set), the
+ * registered checks and the copies. */
 void accept_prep_work(uv_work_t *req);
+/* Stage 1b, on a worker after the key lookups: the DKIM verdict, then the
+ * registered checks and the copies when it passed. */
+void accept_finish_work(uv_work_t *req);
 /* Stage 2, on the loop: log lines and counters of the decision. */
 void accept_count_decision(const struct accept_job *j);
 
@@ -59,5 +69,35 @@ void accept_count_decision(const struct accept_job *j);
 int accept_init(uv_loop_t *loop, const struct config *cfg, const char *queue_dir);
 /* After the loop has finished (nothing in flight). */
 void accept_free(void);
+
+/* The DKIM stage (accept_dkim.c) for ACCEPT_MX and ACCEPT_MXDELIV, after
+ * the incoming filter accepted (upstream's order):
+ *   worker  accept_dkim_prepare: a verifier fed from the message in memory
+ *   loop    accept_dkim_fetch: the key records, from the cache or c-ares
+ *   worker  accept_dkim_decide: signatures checked, the verdict for the
+ *           From domain -> check_code / check_reply (554 5.7.1 or 451 4.7.5)
+ *   loop    accept_dkim_conclude: cache upkeep, counters, verifier freed
+ * One resolver (core/dns + dkim_resolver with its key cache) for the
+ * process, made by accept_dkim_init. Without it (unit tests of the
+ * pipeline) the stage is skipped. */
+int accept_dkim_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen);
+/* Stops DNS (pending lookups end as temporary failures: 451); later
+ * messages get 451 without a lookup. Loop thread, before the loop ends. */
+void accept_dkim_stop(void);
+/* After the loop has finished. */
+void accept_dkim_free(void);
+/* Worker: does this job need DKIM (origin, stage present, the From domain
+ * not an address literal)? When so, feeds a verifier into j->dkim.
+ * 0, or -1 when memory ran out. */
+int accept_dkim_prepare(struct accept_job *j);
+/* Loop: starts the key lookups of j->dkim. Returns 0 when everything was
+ * answered at once (done is not called), 1 when done(j) will run later on
+ * the loop, once. */
+int accept_dkim_fetch(struct accept_job *j, void (*done)(struct accept_job *j));
+/* Worker: the verdict (sets check_code / check_reply unless it passed). */
+void accept_dkim_decide(struct accept_job *j);
+/* Loop: after decide: drops the keys that failed from the cache, counts
+ * the result, frees the verifier. Safe when the stage did not run. */
+void accept_dkim_conclude(struct accept_job *j);
 
 #endif

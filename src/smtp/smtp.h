@@ -13,10 +13,15 @@ struct config;
 extern const struct session_ops smtp_submission_ops;
 extern const struct session_ops smtp_mx_ops;
 
-/* Creates <state_dir>/spool and <state_dir>/queue and the shared state the
- * submission sessions use. Call once before serving, on the loop thread;
+/* Creates <state_dir>/spool and <state_dir>/queue, the shared state the
+ * SMTP sessions use and the DKIM resolver (core/dns with `dns_servers`,
+ * key cache) of the pipeline. Call once before serving, on the loop thread;
  * cfg must outlive the module. Returns 0, or -1 with a reason in err. */
 int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen);
+/* Stops the DNS resolver of DKIM (its handles would keep the loop
+ * alive); key lookups still pending end as temporary failures (451). Call
+ * on the loop thread when the listeners are down. */
+void smtp_stop(void);
 /* Frees that state; call after the loop has finished (nothing in flight). */
 void smtp_free(void);
 
@@ -27,9 +32,16 @@ void smtp_free(void);
  * one outcome per recipient - into replies.
  *
  *   worker  the origin's checks: outgoing rules of src/filter for
- *           submission, incoming rules for MX and /mxdeliv; then every
- *           check registered for the origin (accept_add_check: DKIM
- *           verification and signing plug in there); then the privacy
+ *           submission, incoming rules for MX and /mxdeliv;
+ *   (MX and /mxdeliv) the DKIM stage: the message hashed on a worker, the
+ *           key records fetched on the loop (c-ares, cached), the verdict
+ *           on a worker: a valid signature with d= the From domain, else
+ *           "554 5.7.1 No DKIM signature found" / "554 5.7.1 No valid DKIM
+ *           signature found"; a key lookup that failed temporarily gives
+ *           "451 4.7.5 ..."; address-literal From domains are exempt. It
+ *           is built in: a caller only passes the origin;
+ *   worker  every check registered for the origin (accept_add_check:
+ *           DKIM signing plugs in there); then the privacy
  *           cleanup (submission: authclean for every copy; all origins:
  *           the delivery cleanup for the Maildir copy)
  *   loop    log lines and counters of the decision

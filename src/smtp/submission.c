@@ -1,11 +1,14 @@
-/* submission.c: the I/O owner of SMTP submission sessions (587 with
- * STARTTLS, 465 and the https port with ALPN "smtp"). It feeds the bytes
- * net.c hands over into the sans-I/O state machine (smtp_session.h) and
- * performs the actions it asks for:
+/* submission.c: the I/O owner of SMTP sessions: submission (587 with
+ * STARTTLS, 465 and the https port with ALPN "smtp") and MX (port 25:
+ * SMTP_MODE_MX, STARTTLS mandatory before MAIL, no AUTH, only our domain
+ * as recipients). It feeds the bytes net.c hands over into the sans-I/O
+ * state machine (smtp_session.h) and performs the actions it asks for:
  *   STARTTLS     conn_starttls, then resume_tls on the handshake
  *   AUTH         store_login_async (create-on-login); cancelled on close
- *   CHECK_RCPT   local domain: store_account_exists on a worker (a stat)
- *                -> LOCAL_OK / LOCAL_UNKNOWN; other domains -> REMOTE_OK
+ *   CHECK_RCPT   local domain: user+tag -> user (store_addr_recipient),
+ *                store_account_exists on a worker (a stat) -> LOCAL_OK /
+ *                LOCAL_UNKNOWN (550 5.1.1); other domains -> REMOTE_OK on
+ *                submission, RELAY_DENIED (554 5.7.1) on port 25
  *   DATA_CHUNK   spool_append (memory, spilling to <state_dir>/spool)
  *   DATA_ABORT   spool_reset
  *   MESSAGE_DONE submit_message.c -> the acceptance pipeline (accept.c)
@@ -126,7 +129,7 @@ static void start_rcpt(struct sub *s, const char *addr)
 {
     const char *why;
     if (!is_local(addr)) {
-        smtp_session_resume_rcpt(s->ss, SMTP_RCPT_REMOTE_OK);
+        smtp_session_resume_rcpt(s->ss, s->mx ? SMTP_RCPT_RELAY_DENIED : SMTP_RCPT_REMOTE_OK);
         return;
     }
     struct rcpt_work *w = calloc(1, sizeof *w);
@@ -154,7 +157,7 @@ static void do_chunk(struct sub *s, const struct smtp_action *a)
 {
     bool ok = spool_append(&s->spool, a->data, a->len) == 0;
     if (!ok)
-        log_error("submission: spool write failed: %s", strerror(errno));
+        log_error("%s: spool write failed: %s", s->mx ? "smtp" : "submission", strerror(errno));
     smtp_session_resume_chunk(s->ss, ok);
 }
 
@@ -242,19 +245,20 @@ bool sub_continue(struct sub *s)
 
 /* ------------------------------------------------------------ session ops */
 
-static void *sub_open(struct conn *c)
+static void *open_mode(struct conn *c, bool mx)
 {
     struct sub *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     const struct config *cfg = conn_config(c);
     struct smtp_session_config sc = {
-        .mode = SMTP_MODE_SUBMISSION,
+        .mode = mx ? SMTP_MODE_MX : SMTP_MODE_SUBMISSION,
         .mail_domain = cfg->mail_domain,
         .max_message_size = (uint64_t)cfg->max_message_size,
         .implicit_tls = conn_is_tls(c),
-        .ratelimit = smtp_mod.ratelimit,
+        .ratelimit = mx ? NULL : smtp_mod.ratelimit,
     };
+    s->mx = mx;
     s->ss = smtp_session_new(&sc);
     if (!s->ss) {
         free(s);
@@ -265,6 +269,9 @@ static void *sub_open(struct conn *c)
     sub_continue(s);
     return s;
 }
+
+static void *sub_open(struct conn *c) { return open_mode(c, false); }
+static void *mx_open(struct conn *c) { return open_mode(c, true); }
 
 static void sub_data(void *p, const char *data, size_t n)
 {
@@ -326,6 +333,13 @@ const struct session_ops smtp_submission_ops = {
     .shutdown = sub_shutdown, .closed = sub_closed, .refuse = sub_refuse,
 };
 
+/* Port 25: the same owner; the machine's MX mode and origin ACCEPT_MX. */
+const struct session_ops smtp_mx_ops = {
+    .name = "smtp", .open = mx_open, .data = sub_data,
+    .starttls_done = sub_starttls_done, .timeout = sub_timeout,
+    .shutdown = sub_shutdown, .closed = sub_closed, .refuse = sub_refuse,
+};
+
 /* ------------------------------------------------------------ module */
 
 static char *subdir(const char *base, const char *name, char *err, size_t errlen)
@@ -361,11 +375,21 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
+    if (accept_dkim_init(loop, cfg, err, errlen) < 0) {
+        smtp_free();
+        return -1;
+    }
     return 0;
+}
+
+void smtp_stop(void)
+{
+    accept_dkim_stop();
 }
 
 void smtp_free(void)
 {
+    accept_dkim_free();
     accept_free();
     smtp_ratelimit_free(smtp_mod.ratelimit);
     free(smtp_mod.spool_dir);

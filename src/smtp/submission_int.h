@@ -1,5 +1,6 @@
-/* submission_int.h: private to submission.c (the session owner) and
- * submit_message.c (the end of DATA, handed to the acceptance pipeline): the per-connection state and
+/* submission_int.h: private to submission.c (the session owner, for
+ * submission and for port 25) and submit_message.c (the end of DATA,
+ * handed to the acceptance pipeline): the per-connection state and
  * the module state made by smtp_init. Loop thread only, except where a
  * field says a worker reads it. */
 #ifndef CM_SMTP_SUBMISSION_INT_H
@@ -38,11 +39,13 @@ struct submit_msg {
     bool *local;                /* rcpts[i] is an existing local account */
 };
 
-/* One submission connection. Freed when the connection is gone AND no
- * asynchronous work refers to it any more (busy == 0). */
+/* One SMTP connection (submission, or MX on port 25 when mx is set).
+ * Freed when the connection is gone AND no asynchronous work refers to it
+ * any more (busy == 0). */
 struct sub {
     struct conn *c;
     struct smtp_session *ss;
+    bool mx;                       /* port 25: SMTP_MODE_MX, origin ACCEPT_MX */
     struct spool spool;
     struct store_login_req *login; /* pending AUTH, or NULL */
     unsigned busy;                 /* callbacks still to come */

@@ -1,5 +1,5 @@
-/* submit_message.c: a submitted message after the final dot, up to its
- * one reply line. The session only hands the spooled message and the
+/* submit_message.c: a message after the final dot (submission, or port 25
+ * with origin ACCEPT_MX), up to its one reply line. The session only hands the spooled message and the
  * envelope to the acceptance pipeline (accept.c: filter, cleanup, durable
  * delivery and queueing, watchers) and turns the per-recipient result into
  * the reply:
@@ -10,7 +10,12 @@
  *     all): any temporary failure -> "451 4.3.0 Error: queue file write
  *     error", else the first full mailbox -> "552 5.2.2 <rcpt>: Quota
  *     exceeded (mailbox for user is full)" (Dovecot's LMTP text; for
- *     submission the direct 5xx is the honest answer). */
+ *     submission the direct 5xx is the honest answer).
+ * Port 25 uses all_or_nothing too: after DATA an SMTP server has one reply
+ * for all recipients, and without bounces of our own the only answers that
+ * never lose nor duplicate mail are "all stored" (250) or "none stored"
+ * (451: the peer retries the whole message; 552: it bounces to the
+ * sender). */
 #include "smtp/submission_int.h"
 
 #include <errno.h>
@@ -90,7 +95,8 @@ void submit_message_start(struct sub *s, const struct smtp_envelope *env)
 {
     struct submit_msg *m = calloc(1, sizeof *m);
     size_t n = env->n_rcpts ? env->n_rcpts : 1;
-    struct accept_msg am = {.origin = ACCEPT_SUBMISSION, .mail_from = env->mail_from,
+    struct accept_msg am = {.origin = s->mx ? ACCEPT_MX : ACCEPT_SUBMISSION,
+                            .mail_from = env->mail_from,
                             .n_rcpts = env->n_rcpts, .all_or_nothing = true};
     s->msg = m;
     if (!m || !(m->rcpts = calloc(n, sizeof *m->rcpts)) || !(m->local = calloc(n, sizeof *m->local))) {
@@ -104,7 +110,8 @@ void submit_message_start(struct sub *s, const struct smtp_envelope *env)
     am.rcpts = m->rcpts;
     am.local = m->local;
     if (spool_view(&s->spool, &am.data, &am.len) < 0) {
-        log_error("submission: cannot read the spool: %s", strerror(errno));
+        log_error("%s: cannot read the spool: %s", s->mx ? "smtp" : "submission",
+                  strerror(errno));
         finish(s, m, REPLY_IOERR);
         return;
     }

@@ -10,7 +10,8 @@ Events: account creation (normal and ci-), a refused registration, a
 restart (accounts and queue_length are counted from disk), deliveries
 (delivered_mail, the latency histogram), the encryption decisions, a remote
 recipient (queue_length), a full mailbox (quota_exceeded), the quota trim
-after delivery, open sessions per protocol, IDLE, and the expiry pass that
+after delivery, mail from another relay on port 25 (the incoming
+encryption decisions, accepted / refused by reason, DKIM verdicts), open sessions per protocol, IDLE, and the expiry pass that
 SIGUSR1 starts (fsreport gauges, accounts of expired users)."""
 import imaplib
 import os
@@ -23,7 +24,9 @@ import pytest
 
 import cmtest
 from cmtest import DOMAIN, HOST, client_context
-from submit_helpers import PASSWORD, account_dir, addr, fixture, login, plain_msg, queued, stored
+from submit_helpers import (DATA, PASSWORD, account_dir, addr, fixture, login, plain_msg, queued,
+                            stored)
+import mx_helpers as mx
 from test_http import https
 
 COVERS = {
@@ -34,6 +37,9 @@ COVERS = {
                               "rejected_unencrypted_mail_count", "queue_length"},
     "test_quota_metrics": {"quota_exceeded", "quota_expire_runs", "quota_expire_removed_files"},
     "test_session_gauges": {"connections", "imap_idle_sessions"},
+    "test_incoming_metrics": {"incoming_encrypted_mail_count", "incoming_unencrypted_mail_count",
+                              "incoming_mailer_daemon_mail_count", "incoming_mail",
+                              "dkim_verify"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -269,6 +275,53 @@ def test_session_gauges(server):
         c.close()
     t.expect({conn("imap"): -1, conn("smtp"): -1, conn("submission"): -1, conn("http"): -1})
     t.done()
+
+
+# ---------------------------------------------------------------- mail from other relays
+
+def test_incoming_metrics(server):
+    keys = mx.MxKeys()
+    dns = mx.mx_dns(keys)
+    try:
+        srv = mx.mx_server(server, dns)
+        bob = addr("inbound01")
+        mx.make_account(srv, bob)
+        t = Tracker(srv, "test_incoming_metrics")
+
+        def inc(r):
+            return f'incoming_mail{{result="{r}"}}'
+
+        def dk(r):
+            return f'dkim_verify{{result="{r}"}}'
+
+        def send(msg, mail_from=mx.SENDER, prefix="250 "):
+            with mx.mx_connect(srv) as c:
+                final = mx.mx_send(c, mail_from, [bob], msg, timeout=60)[2]
+                assert final[0].startswith(prefix), final
+
+        send(mx.sign(mx.encrypted(bob), keys))
+        t.expect({"incoming_encrypted_mail_count": 1, inc("accepted"): 1, dk("pass"): 1,
+                  "delivered_mail": 1, "incoming_unencrypted_mail_count": 0})
+        send(mx.sign(mx.plain(bob), keys), prefix="523 ")
+        t.expect({"incoming_unencrypted_mail_count": 1, "rejected_unencrypted_mail_count": 1,
+                  inc("unencrypted"): 1, dk("pass"): 0, inc("accepted"): 0})
+        send(mx.sign(mx.mailer_daemon(bob), keys), mail_from="")
+        t.expect({"incoming_mailer_daemon_mail_count": 1, "incoming_unencrypted_mail_count": 1,
+                  inc("accepted"): 1, dk("pass"): 1})
+        send(mx.encrypted(bob), prefix="554 5.7.1 No DKIM signature found")
+        t.expect({dk("none"): 1, inc("dkim"): 1, "incoming_encrypted_mail_count": 1})
+        forged = mx.sign(mx.encrypted(bob), keys).replace(b"Subject: [...]", b"Subject: [..!]")
+        send(forged, prefix="554 5.7.1 No valid DKIM signature found")
+        t.expect({dk("fail"): 1, inc("dkim"): 1})
+        dns.behave[f"rsa._domainkey.{mx.SENDER_DOMAIN}"] = "timeout"
+        send(mx.sign(mx.encrypted(bob), keys), prefix="451 4.7.5 ")
+        t.expect({dk("temperror"): 1, inc("tempfail"): 1, inc("accepted"): 0})
+        nofrom = (DATA / "no-from.eml").read_bytes().replace(b"bob@example.net", bob.encode())
+        send(nofrom, prefix="500 ")
+        t.expect({inc("invalid"): 1, dk("none"): 0})
+        t.done()
+    finally:
+        dns.stop()
 
 
 # ---------------------------------------------------------------- the expiry pass

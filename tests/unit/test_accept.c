@@ -3,10 +3,14 @@
  * MX), registered checks only for their origins and able to refuse, one
  * result per recipient (a full mailbox does not withhold the message from
  * the others unless all_or_nothing, which takes every copy back), and the
- * delivered file in the Maildir. */
+ * delivered file in the Maildir; the DKIM stage for MX and /mxdeliv (with
+ * its resolver stopped, so no network: unsigned 554, signed 451 because
+ * the key could not be fetched, address literal exempt, submission not
+ * verified). */
 #include "check.h"
 
 #include "core/config.h"
+#include "dkim/dkim.h"
 #include "smtp/accept_int.h"
 #include "smtp/smtp.h"
 #include "store/maildir.h"
@@ -283,12 +287,86 @@ TEST(cancel_before_the_checks_finish_stores_nothing)
     teardown();
 }
 
+/* The fixture with "alice@example.org" replaced by `from` (header and
+ * envelope), signed for d=example.org when `signed_`. */
+static char *variant(const char *from, bool signed_, size_t *len)
+{
+    size_t n;
+    const char *msg = fixture("encrypted.eml", &n);
+    struct buf out = {0};
+    if (signed_) {
+        char key[400];
+        snprintf(key, sizeof key, "%s/dkim.pem", tmpdir);
+        bool created;
+        const char *why;
+        struct dkim_signkey *k = dkim_signkey_load(key, true, &created, &why);
+        CHECK(k != NULL);
+        struct dkim_signer *sg = dkim_signer_new(k, "example.org", "sel", 0, &why);
+        CHECK(sg != NULL);
+        CHECK_INT_EQ(dkim_signer_feed(sg, msg, n), 0);
+        CHECK_INT_EQ(dkim_signer_finish(sg, &out, &why), 0);
+        dkim_signer_free(sg);
+        dkim_signkey_free(k);
+    }
+    const char *p = msg, *end = msg + n, *hit;
+    while ((hit = memmem(p, (size_t)(end - p), "alice@example.org", 17))) {
+        buf_append(&out, p, (size_t)(hit - p));
+        buf_append_str(&out, from);
+        p = hit + 17;
+    }
+    buf_append(&out, p, (size_t)(end - p));
+    *len = out.len;
+    return buf_steal_str(&out);
+}
+
+TEST(dkim_stage_for_mx_origins)
+{
+    setup(0);
+    cfg.mail_domain = "example.net";
+    mkaccount("carol@example.net", false);
+    static char server[] = "127.0.0.1:9";
+    cfg.dns_servers[0] = server;
+    cfg.n_dns_servers = 1;
+    char err[200];
+    CHECK_INT_EQ(accept_dkim_init(&loop, &cfg, err, sizeof err), 0);
+    accept_dkim_stop(); /* every key lookup fails temporarily, at once */
+    const char *carol[] = {"carol@example.net"};
+    bool local[] = {true};
+    struct got g;
+    size_t len;
+    char *unsigned_msg = variant("alice@example.org", false, &len);
+    run(ACCEPT_MX, unsigned_msg, len, "alice@example.org", carol, local, 1, true, &g);
+    CHECK_INT_EQ(g.res.code, 554);
+    CHECK_STR_EQ(g.res.reply, "554 5.7.1 No DKIM signature found");
+    run(ACCEPT_SUBMISSION, unsigned_msg, len, "alice@example.org", carol, local, 1, true, &g);
+    CHECK_INT_EQ(g.res.code, 0); /* submission is not verified */
+    CHECK_INT_EQ(files_in("carol@example.net", "new"), 1);
+    free(unsigned_msg);
+    char *signed_msg = variant("alice@example.org", true, &len);
+    CHECK(memmem(signed_msg, len, "DKIM-Signature:", 15) == signed_msg);
+    run(ACCEPT_MXDELIV, signed_msg, len, "alice@example.org", carol, local, 1, true, &g);
+    CHECK_INT_EQ(g.res.code, 451);
+    CHECK_STR_EQ(g.res.reply, DKIM_REPLY_TEMP);
+    CHECK_INT_EQ(files_in("carol@example.net", "new"), 1);
+    free(signed_msg);
+    char *literal = variant("alice@[192.0.2.1]", false, &len);
+    run(ACCEPT_MX, literal, len, "alice@[192.0.2.1]", carol, local, 1, true, &g);
+    CHECK_INT_EQ(g.res.code, 0); /* address literal: exempt */
+    CHECK_INT_EQ(g.st[0], ACCEPT_DELIVERED);
+    CHECK_INT_EQ(files_in("carol@example.net", "new"), 2);
+    free(literal);
+    teardown();
+    accept_dkim_free();
+    cfg.n_dns_servers = 0;
+}
+
 int main(void)
 {
     RUN(mx_per_recipient_results_full_mailbox_does_not_withhold);
     RUN(submission_all_or_nothing_takes_copies_back);
     RUN(origin_rules_incoming_enforce_and_outgoing);
     RUN(cancel_before_the_checks_finish_stores_nothing);
+    RUN(dkim_stage_for_mx_origins);
     RUN(registered_check_runs_for_its_origin_only); /* last: checks stay registered */
     return check_report();
 }

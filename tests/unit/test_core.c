@@ -1,4 +1,4 @@
-/* test_core.c: buf, lines and ipcount from src/core. */
+/* test_core.c: buf, lines, ipcount and the metrics rendering from src/core. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +7,7 @@
 #include "core/ipcount.h"
 #include "core/lines.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 TEST(buf_basic)
 {
@@ -87,6 +88,32 @@ TEST(log_levels)
     CHECK_INT_EQ(log_level_parse("loud", &l), -1);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+/* A labelled counter family has one HELP/TYPE pair and one line per
+ * series, and each series moves alone. */
+TEST(metrics_labelled_families)
+{
+    metrics_add(M_DKIM_TEMPERROR, 3);
+    metrics_inc(M_INCOMING_REFUSED_DKIM);
+    struct buf b = {0};
+    CHECK_INT_EQ(metrics_render(&b), 0);
+    CHECK_INT_EQ(count_of(b.data, "# TYPE dkim_verify counter\n"), 1);
+    CHECK_INT_EQ(count_of(b.data, "# HELP dkim_verify "), 1);
+    CHECK_INT_EQ(count_of(b.data, "# TYPE incoming_mail counter\n"), 1);
+    CHECK(strstr(b.data, "\ndkim_verify{result=\"temperror\"} 3\n") != NULL);
+    CHECK(strstr(b.data, "\ndkim_verify{result=\"pass\"} 0\n") != NULL);
+    CHECK(strstr(b.data, "\nincoming_mail{result=\"dkim\"} 1\n") != NULL);
+    CHECK(strstr(b.data, "\n# TYPE incoming_mailer_daemon_mail_count counter\n") != NULL);
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(buf_basic);
@@ -94,5 +121,6 @@ int main(void)
     RUN(lines_too_long);
     RUN(ipcount_counts);
     RUN(log_levels);
+    RUN(metrics_labelled_families);
     return check_report();
 }
