@@ -26,7 +26,8 @@
 # DKIM verification by an OpenDKIM milter (Mode v; no signature, a bad one
 # or a missing key -> reject, DNS error -> tempfail; OpenDKIM does not check
 # d= against From) whose libunbound asks CHATBENCH_REF_DNS (IP:PORT, default
-# 127.0.0.1:15353) for the keys, then LMTP to Dovecot as the submission path.
+# 127.0.0.1:15353) for the keys (sender domains outside .test), then LMTP to
+# Dovecot as the submission path.
 #
 # Prints the environment for chatbench: REF_HOST, REF_SMTPS, REF_IMAPS,
 # REF_DOMAIN, REF_MAILDIR (template), REF_PIDS (and REF_MX with the MX port).
@@ -41,7 +42,6 @@ IMAPS=${CHATBENCH_REF_IMAPS:-10993}
 IMAP=${CHATBENCH_REF_IMAP:-10143}
 MX=${CHATBENCH_REF_MX:-}
 MXDNS=${CHATBENCH_REF_DNS:-127.0.0.1:15353}
-MILTER=${CHATBENCH_REF_MILTER:-10891}
 P=$R/postfix
 
 [ "$(id -u)" = 0 ] || { echo "start.sh: must run as root" >&2; exit 1; }
@@ -264,26 +264,22 @@ echo '/^(DKIM-Signature|Authentication-Results|Received):/ IGNORE' > "$P/etc/lmt
 
 mxservice=
 if [ -n "$MX" ]; then
-    # OpenDKIM as the verifying milter (lab doc §8: libunbound must not answer
-    # *.test from its built-in zone; keys are only in the bench's DNS server)
+    # OpenDKIM as the verifying milter; its libunbound forwards to the bench's
+    # DNS server (Nameservers ip@port). No ResolverConfiguration file: with
+    # one, concurrent queries crashed it ("fatal flex scanner internal
+    # error"); so the sender domain is not under .test, which libunbound
+    # would answer from its built-in RFC 6761 zone (lab doc §8).
     K=$R/opendkim
     mkdir -p "$K"
-    cat > "$K/unbound.conf" <<EOF
-server:
-    do-not-query-localhost: no
-    local-zone: "test." nodefault
-forward-zone:
-    name: "."
-    forward-addr: ${MXDNS%:*}@${MXDNS##*:}
-EOF
     cat > "$K/opendkim.conf" <<EOF
 Syslog              no
 Mode                v
-Socket              inet:$MILTER@127.0.0.1
+Socket              local:$K/opendkim.sock
+UMask               000
 PidFile             $K/opendkim.pid
 UserID              opendkim
 InternalHosts       csl:192.0.2.254
-ResolverConfiguration $K/unbound.conf
+Nameservers         ${MXDNS%:*}@${MXDNS##*:}
 RequireSafeKeys     false
 AlwaysAddARHeader   yes
 AuthservID          $DOMAIN
@@ -297,9 +293,11 @@ EOF
     rm -f "$K/opendkim.pid"
     # in the foreground (-f), detached: daemonized, this OpenDKIM crashed in
     # libc on its first message here (general protection fault); -f did not
-    setsid opendkim -f -x "$K/opendkim.conf" < /dev/null >> "$K/opendkim.log" 2>&1 &
-    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$MILTER") 2>/dev/null && break; sleep 0.1; done
-    (exec 3<>"/dev/tcp/127.0.0.1/$MILTER") 2>/dev/null ||
+    # a unix socket as chatmail's (unix:opendkim/opendkim.sock)
+    rm -f "$K/opendkim.sock"
+    setsid opendkim -f -x "$K/opendkim.conf" < /dev/null > "$K/opendkim.log" 2>&1 &
+    for _ in $(seq 50); do [ -S "$K/opendkim.sock" ] && break; sleep 0.1; done
+    [ -S "$K/opendkim.sock" ] ||
         { echo "start.sh: opendkim did not start: $(tail -2 "$K/opendkim.log")" >&2; exit 1; }
     mxservice="$IP:$MX inet n       -       n       -       1000    smtpd
   -o syslog_name=postfix/mx
@@ -310,7 +308,7 @@ EOF
   -o smtpd_sender_restrictions=
   -o smtpd_relay_restrictions=reject_unauth_destination
   -o smtpd_recipient_restrictions=
-  -o smtpd_milters=inet:127.0.0.1:$MILTER
+  -o smtpd_milters=unix:$K/opendkim.sock
   -o milter_default_action=tempfail"
 fi
 
