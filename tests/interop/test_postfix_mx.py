@@ -15,11 +15,14 @@ milter (only peer.test senders are signed) and delivers it over STARTTLS.
 Signed + encrypted -> in the recipient's Maildir, without DKIM-Signature or
 Received, and our server asked the test DNS server for the key. The same
 from a domain OpenDKIM does not sign -> Postfix bounces it with our
-`554 5.7.1 No DKIM signature found`, nothing stored.
+`554 5.7.1 No DKIM signature found`, nothing stored. Signed, but DNS
+publishes another key -> `554 5.7.1 No valid DKIM signature found`.
 Needs root (Postfix) and postfix, opendkim, opendkim-tools (scripts/deps.sh).
 """
+import base64
 import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -99,3 +102,23 @@ def test_postfix_unsigned_is_refused_554(mx_peer):
     assert "said: 554 5.7.1 No DKIM signature found" in line, line
     assert stored(srv, BOB) == []
     assert not any(name.endswith("_domainkey.unsigned.test") for name, _ in dns.queries)
+
+
+@pytest.mark.timeout(180)
+def test_postfix_signed_with_another_key_is_refused_554(mx_peer):
+    srv, pf, dns = mx_peer
+    # DNS now publishes a different key for OpenDKIM's selector: the
+    # signature Postfix sends does not verify
+    other = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                            "rsa_keygen_bits:2048"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"], input=other,
+                         check=True, capture_output=True).stdout
+    dns.set("sel._domainkey.peer.test", "TXT", [f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"])
+    pf.submit("alice@peer.test", [BOB], _message("alice@peer.test", "pfx-forged-1@peer.test"))
+
+    done = pf.wait_log(r"to=<%s>.*status=(sent|bounced|deferred).*" % re.escape(BOB), timeout=90)
+    line = done.group(0)
+    assert "status=bounced" in line, f"{line}\n{srv.log_tail()}"
+    assert "said: 554 5.7.1 No valid DKIM signature found" in line, line
+    assert ("sel._domainkey.peer.test", "TXT") in dns.queries
+    assert stored(srv, BOB) == []
