@@ -397,7 +397,8 @@ def main():
     a = ap.parse_args()
     a.imap_host = a.imap_host or a.host
     a.selector = a.selector or f"b{rand_local(8)}"
-    res = {"label": a.label, "mx_target": f"{a.host}:{a.smtp_port}"}
+    res = {"label": a.label, "mx_target": f"{a.host}:{a.smtp_port}",
+           "mx_load_1m_before": round(os.getloadavg()[0], 2), "mx_cpus": os.cpu_count()}
 
     with tempfile.TemporaryDirectory(prefix="mxbench-") as tmp:
         key, txt = make_key(tmp)

@@ -75,6 +75,10 @@ hdr=("metric" "chatmaild-server")
 for v in $variants; do fmt+=" %-24s"; hdr+=("ref $v"); done
 fmt+=" %-14s %s\n"
 hdr+=("ours/ref-$first_ref" "target")
+# the chatbench table (not when only --scenario mx ran)
+have_chatbench=false
+ls "$ours" "$OUT"/ref-*.json >/dev/null 2>&1 && have_chatbench=true
+if $have_chatbench; then
 echo
 printf "$fmt" "${hdr[@]}"
 printf "$fmt" "------" "----------------" $(for _ in $variants; do echo "---"; done) "---" "------"
@@ -85,6 +89,7 @@ for r in "${rows[@]}"; do
     line+=("$(ratio "$(get "$ours" "$key")" "$(get "$OUT/ref-$first_ref.json" "$key")")" "$target")
     printf "$fmt" "${line[@]}"
 done
+fi
 
 # ---- port-25 intake (bench/mxbench.py, files mx-*.json)
 mxrows=(
@@ -114,9 +119,10 @@ if ls "$OUT"/mx-*.json >/dev/null 2>&1; then
     done
     for f in "$OUT"/mx-*.json; do
         why=$(get "$f" mx_throughput_refusal)
-        echo "  $(get "$f" label): C=$(get "$f" mx_throughput_connections) for $(get "$f" mx_throughput_seconds) s, $(get "$f" mx_throughput_accepted) accepted, $(get "$f" mx_latency_messages) latency samples ($(get "$f" mx_latency_missing) missing), $(get "$f" mx_message_bytes)-byte messages${why:+, first refusal: $why}"
+        echo "  $(get "$f" label): C=$(get "$f" mx_throughput_connections) for $(get "$f" mx_throughput_seconds) s, $(get "$f" mx_throughput_accepted) accepted, $(get "$f" mx_latency_messages) latency samples ($(get "$f" mx_latency_missing) missing), $(get "$f" mx_message_bytes)-byte messages, load avg $(get "$f" mx_load_1m_before) on $(get "$f" mx_cpus) CPUs before${why:+, first refusal: $why}"
     done
 fi
+if $have_chatbench; then
 echo
 echo "Settings per target: $(get "$ours" target) | $(get "$OUT/ref-$first_ref.json" target)"
 for f in "$ours" "$OUT"/ref-*.json; do
@@ -131,6 +137,7 @@ for f in "$ours" "$OUT"/ref-*.json; do
     [ -n "$(get "$f" logins_concurrency)" ] && line+=" logins $(num "$(get "$f" logins_concurrency)") in flight"
     echo "$line"
 done
+fi
 cat <<'EOF'
 
 Notes:
@@ -152,6 +159,8 @@ Notes:
     reference verifies with OpenDKIM (Mode v, reject on none/bad/missing key, no d=/From check)
     and lacks chatmail's filtermail incoming hop. The client is Python threads on the same
     2 cores: it takes CPU from the server under test; both targets pay the same.
+    "250->EXISTS" is clamped at 0: 0 means the IDLE client heard of the message before the
+    sender read its 250.
   * Client side: one chatbench process (epoll, OpenSSL TLS 1.3, no certificate verification,
     no session resumption); idle and login connections come from 127.0.0.2..127.0.0.N+1 so
     per-IP connection caps are not what is measured.
