@@ -139,6 +139,8 @@ void accept_count_decision(const struct accept_job *j)
     int n = filter_log_lines(dir, fr, lines);
     for (int i = 0; i < n; i++)
         log_info("%s", lines[i]);
+    if (j->dkim_kind > 0) /* verified and not passed (0 = pass, -1 = not run) */
+        log_info("DKIM: refused mail from %s: %s", fr->from_addr, j->check_reply);
     bool enc = fr->kind == FILTER_KIND_ENCRYPTED || fr->kind == FILTER_KIND_SECUREJOIN;
     if (dir == FILTER_OUTGOING && enc)
         metrics_inc(M_OUTGOING_ENCRYPTED);

@@ -17,7 +17,6 @@
 
 #include "core/config.h"
 #include "core/dns.h"
-#include "core/log.h"
 #include "core/metrics.h"
 
 #define DKIM_DNS_TIMEOUT_MS 2000
@@ -120,8 +119,6 @@ void accept_dkim_conclude(struct accept_job *j)
             [DKIM_VERDICT_PASS] = M_DKIM_PASS, [DKIM_VERDICT_NONE] = M_DKIM_NONE,
             [DKIM_VERDICT_INVALID] = M_DKIM_FAIL, [DKIM_VERDICT_TEMP] = M_DKIM_TEMPERROR};
         metrics_inc(by_kind[j->dkim_kind]);
-        if (j->dkim_kind != DKIM_VERDICT_PASS)
-            log_info("DKIM: refused mail from %s: %s", j->fr.from_addr, j->check_reply);
     }
     dkim_verifier_free(j->dkim);
     j->dkim = NULL;
