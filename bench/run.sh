@@ -5,9 +5,12 @@
 # with chatmail's patched Dovecot (no 500 ms IDLE delay) and with Debian's
 # stock Dovecot, one after the other, and prints a side-by-side table with
 # ratios. Run as root on Debian 12 (the reference is installed with apt and
-# started by hand, bench/reference/).
+# started by hand, bench/reference/). Scenario "mx" (part of "all") is
+# bench/mxbench.py: port-25 intake with DKIM verification (STARTTLS, signed
+# encrypted mail, keys from a test DNS server on 127.0.0.1:15353) against our
+# smtp port and the reference's Postfix MX listener with OpenDKIM.
 #
-#   bench/run.sh [--quick] [--scenario S] [--messages M] [--connections C]
+#   bench/run.sh [--quick] [--scenario S|mx] [--messages M] [--connections C]
 #                [--seconds T] [--idle K] [--idle-hold S] [--logins N]
 #                [--sources N] [--only ours|ref] [--variants "patched stock"]
 #
@@ -19,6 +22,7 @@ root=$(pwd)
 OUT=${CHATBENCH_OUT:-/var/tmp/chatbench-run}
 scenario=all messages=100 conns=8 seconds=10 idle=1000 hold=40 logins=500 sources=20
 only= variants="patched stock"
+mxport=14025 ref_mx=10025 mxdns=15353
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) messages=20 seconds=3 idle=100 hold=0 logins=100 ;;
@@ -53,6 +57,15 @@ if [ "$only" != ref ]; then
     bash scripts/build.sh release > "$OUT/build.log" 2>&1 || { ours_built=0; log "chatmaild-server does not build, see $OUT/build.log"; }
 fi
 
+chatbench_wanted() { [ "$scenario" != mx ]; }
+mx_wanted() { [ "$scenario" = all ] || [ "$scenario" = mx ]; }
+
+mxbench() { # label host mxport imaps domain maildir
+    /usr/bin/python3 "$root/bench/mxbench.py" --label "$1" --host "$2" --smtp-port "$3" \
+        --imaps-port "$4" --domain "$5" --maildir-root "$6" --dns-port "$mxdns" \
+        --connections "$conns" --seconds "$seconds" --messages "$messages" --json
+}
+
 bench() { # label host smtps imaps domain maildir pids
     "$OUT/chatbench" --label "$1" --host "$2" --smtps-port "$3" --imaps-port "$4" \
         --domain "$5" --maildir-root "$6" --server-pids "$7" --create \
@@ -69,7 +82,8 @@ run_ours() {
 [params]
 mail_domain = _chatbench.localhost
 listen = 127.0.0.1
-smtp_port = 0
+smtp_port = $mxport
+dns_servers = 127.0.0.1:$mxdns
 submission_port = 0
 submissions_port = $port_s
 imap_port = 0
@@ -102,7 +116,11 @@ EOF
         return
     fi
     log "chatmaild-server pid $pid: running scenarios"
-    bench ours 127.0.0.1 "$port_s" "$port_i" _chatbench.localhost "$d/mail/%a" "$pid" > "$OUT/ours.json"
+    chatbench_wanted && bench ours 127.0.0.1 "$port_s" "$port_i" _chatbench.localhost "$d/mail/%a" "$pid" > "$OUT/ours.json"
+    if mx_wanted; then
+        log "chatmaild-server: port-25 intake (mxbench)"
+        mxbench ours 127.0.0.1 "$mxport" "$port_i" _chatbench.localhost "$d/mail/%a" > "$OUT/mx-ours.json"
+    fi
     kill "$pid"; wait "$pid" 2>/dev/null
 }
 
@@ -110,14 +128,20 @@ run_ref() { # variant
     local v=$1 env
     log "reference ($v): starting"
     bash "$root/bench/reference/stop.sh" --clean
-    if ! env=$(bash "$root/bench/reference/start.sh" "$v" 2> "$OUT/ref-$v.start.log"); then
+    local mxenv=()
+    mx_wanted && mxenv=(CHATBENCH_REF_MX=$ref_mx CHATBENCH_REF_DNS=127.0.0.1:$mxdns)
+    if ! env=$(env "${mxenv[@]}" bash "$root/bench/reference/start.sh" "$v" 2> "$OUT/ref-$v.start.log"); then
         log "reference ($v) did not start: $(tail -3 "$OUT/ref-$v.start.log" | tr '\n' ' ')"
         echo "{ \"label\": \"ref-$v\", \"prepare_status\": \"failed: reference did not start\" }" > "$OUT/ref-$v.json"
         return
     fi
     eval "$env"
     log "reference ($v): running scenarios"
-    bench "ref-$v" "$REF_HOST" "$REF_SMTPS" "$REF_IMAPS" "$REF_DOMAIN" "$REF_MAILDIR" "$REF_PIDS" > "$OUT/ref-$v.json"
+    chatbench_wanted && bench "ref-$v" "$REF_HOST" "$REF_SMTPS" "$REF_IMAPS" "$REF_DOMAIN" "$REF_MAILDIR" "$REF_PIDS" > "$OUT/ref-$v.json"
+    if mx_wanted; then
+        log "reference ($v): port-25 intake (mxbench)"
+        mxbench "ref-$v" "$REF_HOST" "$REF_MX" "$REF_IMAPS" "$REF_DOMAIN" "$REF_MAILDIR" > "$OUT/mx-ref-$v.json"
+    fi
     bash "$root/bench/reference/stop.sh"
 }
 

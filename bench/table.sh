@@ -13,6 +13,7 @@ get() { # file key -> value ("" if absent)
         sub(/,$/, "", v); gsub(/"/, "", v); print v; exit }' "$1"
 }
 
+lacks="server lacks LOGIN/AUTH"  # what a 502/BAD/refused answer means for these rows
 status_of() { # file scenario-status-key -> "" when ok, else the n/a text
     local f=$1 k=$2 s p
     s=$(get "$f" "$k"); p=$(get "$f" prepare_status)
@@ -21,7 +22,7 @@ status_of() { # file scenario-status-key -> "" when ok, else the n/a text
     case $s in
     ok|partial*) echo "" ;;
     *LOGIN\ refused*|*AUTH*refused*|*AUTHENTICATIONFAILED*|*"Unknown command"*|*"not implemented"*|*BAD*|*"502"*|*"500 "*)
-        echo "n/a (server lacks LOGIN/AUTH)" ;;
+        echo "n/a ($lacks)" ;;
     *) echo "n/a (${s#n/a: })" | cut -c1-48 ;;
     esac
 }
@@ -74,6 +75,10 @@ hdr=("metric" "chatmaild-server")
 for v in $variants; do fmt+=" %-24s"; hdr+=("ref $v"); done
 fmt+=" %-14s %s\n"
 hdr+=("ours/ref-$first_ref" "target")
+# the chatbench table (not when only --scenario mx ran)
+have_chatbench=false
+ls "$ours" "$OUT"/ref-*.json >/dev/null 2>&1 && have_chatbench=true
+if $have_chatbench; then
 echo
 printf "$fmt" "${hdr[@]}"
 printf "$fmt" "------" "----------------" $(for _ in $variants; do echo "---"; done) "---" "------"
@@ -84,6 +89,40 @@ for r in "${rows[@]}"; do
     line+=("$(ratio "$(get "$ours" "$key")" "$(get "$OUT/ref-$first_ref.json" "$key")")" "$target")
     printf "$fmt" "${line[@]}"
 done
+fi
+
+# ---- port-25 intake (bench/mxbench.py, files mx-*.json)
+mxrows=(
+  "mx_throughput_accepted_per_s|mx_throughput_status|MX accepted msg/s (DKIM on)|"
+  "mx_throughput_delivered_per_s|mx_throughput_status|MX delivered msg/s|"
+  "mx_throughput_lost|mx_throughput_status|MX lost messages|0"
+  "mx_latency_exists_p50_ms|mx_latency_status|MX dot->EXISTS p50 ms|"
+  "mx_latency_exists_p99_ms|mx_latency_status|MX dot->EXISTS p99 ms|"
+  "mx_latency_accept_exists_p50_ms|mx_latency_status|MX 250->EXISTS p50 ms|"
+  "mx_latency_accept_exists_p99_ms|mx_latency_status|MX 250->EXISTS p99 ms|"
+  "mx_latency_250_p50_ms|mx_latency_status|MX dot->250 p50 ms|"
+  "mx_latency_250_p99_ms|mx_latency_status|MX dot->250 p99 ms|"
+  "mx_dkim_key_queries|mx_throughput_status|DKIM key DNS queries|1 (cached)"
+)
+if ls "$OUT"/mx-*.json >/dev/null 2>&1; then
+    lacks="server lacks MX intake"
+    echo
+    echo "Port 25 (MX) intake, DKIM verification on: chatmaild-server vs Postfix smtpd + OpenDKIM milter -> Dovecot LMTP"
+    printf "$fmt" "${hdr[@]}"
+    printf "$fmt" "------" "----------------" $(for _ in $variants; do echo "---"; done) "---" "------"
+    for r in "${mxrows[@]}"; do
+        IFS='|' read -r key sk label target <<< "$r"
+        line=("$label" "$(cell "$OUT/mx-ours.json" "$key" "$sk")")
+        for v in $variants; do line+=("$(cell "$OUT/mx-ref-$v.json" "$key" "$sk")"); done
+        line+=("$(ratio "$(get "$OUT/mx-ours.json" "$key")" "$(get "$OUT/mx-ref-$first_ref.json" "$key")")" "$target")
+        printf "$fmt" "${line[@]}"
+    done
+    for f in "$OUT"/mx-*.json; do
+        why=$(get "$f" mx_throughput_refusal)
+        echo "  $(get "$f" label): C=$(get "$f" mx_throughput_connections) for $(get "$f" mx_throughput_seconds) s, $(get "$f" mx_throughput_accepted) accepted, $(get "$f" mx_latency_messages) latency samples ($(get "$f" mx_latency_missing) missing), $(get "$f" mx_message_bytes)-byte messages, load avg $(get "$f" mx_load_1m_before) on $(get "$f" mx_cpus) CPUs before${why:+, first refusal: $why}"
+    done
+fi
+if $have_chatbench; then
 echo
 echo "Settings per target: $(get "$ours" target) | $(get "$OUT/ref-$first_ref.json" target)"
 for f in "$ours" "$OUT"/ref-*.json; do
@@ -98,6 +137,7 @@ for f in "$ours" "$OUT"/ref-*.json; do
     [ -n "$(get "$f" logins_concurrency)" ] && line+=" logins $(num "$(get "$f" logins_concurrency)") in flight"
     echo "$line"
 done
+fi
 cat <<'EOF'
 
 Notes:
@@ -113,6 +153,14 @@ Notes:
   * "after hold": idle memory measured again after the hold (Dovecot moves IDLE sessions to
     imap-hibernate after 30 s). PSS is summed over every process of the server (descendants of
     the given pids), minus the PSS measured before the connections were opened.
+  * MX rows (bench/mxbench.py): each connection does STARTTLS once, then MAIL+RCPT+DATA
+    pipelined per message; messages are encrypted.eml-like, rsa-sha256 relaxed/relaxed signed by
+    dkimpy before the clock runs, keys served by a test DNS server (a new selector per run); the
+    reference verifies with OpenDKIM (Mode v, reject on none/bad/missing key, no d=/From check)
+    and lacks chatmail's filtermail incoming hop. The client is Python threads on the same
+    2 cores: it takes CPU from the server under test; both targets pay the same.
+    "250->EXISTS" is clamped at 0: 0 means the IDLE client heard of the message before the
+    sender read its 250.
   * Client side: one chatbench process (epoll, OpenSSL TLS 1.3, no certificate verification,
     no session resumption); idle and login connections come from 127.0.0.2..127.0.0.N+1 so
     per-IP connection caps are not what is measured.

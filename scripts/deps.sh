@@ -22,6 +22,8 @@ TEST_PKGS=(
   systemd                                         # systemd-analyze verify of the unit
   python3-dkim python3-dnslib                     # DKIM reference signer, test DNS server
   python3-cryptography python3-nacl               # DKIM test keys (RSA, Ed25519) made by the tests
+  postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
+  opendkim opendkim-tools                         # DKIM signing milter for the Postfix peer, opendkim-genkey
 )
 FRESH_PKGS=(mmdebstrap git)
 
@@ -52,5 +54,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks which system instance to configure: none (the tests and the
+# bench start their own instances with `postfix -c DIR`, lab doc §2/§6)
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

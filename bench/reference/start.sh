@@ -21,8 +21,16 @@
 # OpenDKIM signing on the submission path, the nginx 443 ALPN proxy, the
 # last-login dict and the Lua push hook.
 #
+# With CHATBENCH_REF_MX=PORT also a port-25-style MX listener on IP:PORT for
+# bench/mxbench.py: STARTTLS required, no AUTH, mail for the domain only,
+# DKIM verification by an OpenDKIM milter (Mode v; no signature, a bad one
+# or a missing key -> reject, DNS error -> tempfail; OpenDKIM does not check
+# d= against From) whose libunbound asks CHATBENCH_REF_DNS (IP:PORT, default
+# 127.0.0.1:15353) for the keys (sender domains outside .test), then LMTP to
+# Dovecot as the submission path.
+#
 # Prints the environment for chatbench: REF_HOST, REF_SMTPS, REF_IMAPS,
-# REF_DOMAIN, REF_MAILDIR (template), REF_PIDS.
+# REF_DOMAIN, REF_MAILDIR (template), REF_PIDS (and REF_MX with the MX port).
 set -euo pipefail
 variant=${1:-patched}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +40,8 @@ DOMAIN=${CHATBENCH_REF_DOMAIN:-chatbench.test}
 SMTPS=${CHATBENCH_REF_SMTPS:-10465}
 IMAPS=${CHATBENCH_REF_IMAPS:-10993}
 IMAP=${CHATBENCH_REF_IMAP:-10143}
+MX=${CHATBENCH_REF_MX:-}
+MXDNS=${CHATBENCH_REF_DNS:-127.0.0.1:15353}
 P=$R/postfix
 
 [ "$(id -u)" = 0 ] || { echo "start.sh: must run as root" >&2; exit 1; }
@@ -252,7 +262,58 @@ EOF
 echo '/^(.*)$/ ${1}' > "$P/etc/login_map"
 echo '/^(DKIM-Signature|Authentication-Results|Received):/ IGNORE' > "$P/etc/lmtp_header_cleanup"
 
+mxservice=
+if [ -n "$MX" ]; then
+    # OpenDKIM as the verifying milter; its libunbound forwards to the bench's
+    # DNS server (Nameservers ip@port). No ResolverConfiguration file: with
+    # one, concurrent queries crashed it ("fatal flex scanner internal
+    # error"); so the sender domain is not under .test, which libunbound
+    # would answer from its built-in RFC 6761 zone (lab doc §8).
+    K=$R/opendkim
+    mkdir -p "$K"
+    cat > "$K/opendkim.conf" <<EOF
+Syslog              no
+Mode                v
+Socket              local:$K/opendkim.sock
+UMask               000
+PidFile             $K/opendkim.pid
+UserID              opendkim
+InternalHosts       csl:192.0.2.254
+Nameservers         ${MXDNS%:*}@${MXDNS##*:}
+RequireSafeKeys     false
+AlwaysAddARHeader   yes
+AuthservID          $DOMAIN
+On-NoSignature      reject
+On-BadSignature     reject
+On-KeyNotFound      reject
+On-SignatureError   reject
+On-DNSError         tempfail
+EOF
+    chown -R opendkim "$K"
+    rm -f "$K/opendkim.pid"
+    # in the foreground (-f), detached: daemonized, this OpenDKIM crashed in
+    # libc on its first message here (general protection fault); -f did not
+    # a unix socket as chatmail's (unix:opendkim/opendkim.sock)
+    rm -f "$K/opendkim.sock"
+    setsid opendkim -f -x "$K/opendkim.conf" < /dev/null > "$K/opendkim.log" 2>&1 &
+    for _ in $(seq 50); do [ -S "$K/opendkim.sock" ] && break; sleep 0.1; done
+    [ -S "$K/opendkim.sock" ] ||
+        { echo "start.sh: opendkim did not start: $(tail -2 "$K/opendkim.log")" >&2; exit 1; }
+    mxservice="$IP:$MX inet n       -       n       -       1000    smtpd
+  -o syslog_name=postfix/mx
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_client_restrictions=
+  -o smtpd_helo_restrictions=
+  -o smtpd_sender_restrictions=
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_recipient_restrictions=
+  -o smtpd_milters=unix:$K/opendkim.sock
+  -o milter_default_action=tempfail"
+fi
+
 cat > "$P/etc/master.cf" <<EOF
+$mxservice
 $IP:$SMTPS inet n       -       n       -       1000    smtpd
   -o syslog_name=postfix/smtps
   -o smtpd_tls_wrappermode=yes
@@ -304,7 +365,8 @@ LD_LIBRARY_PATH=$libdir dovecot -c "$R/dovecot.conf"
 
 for _ in $(seq 100); do
     if [ -s "$R/run/master.pid" ] && [ -s "$P/spool/pid/master.pid" ] &&
-       (exec 3<>"/dev/tcp/$IP/$IMAPS") 2>/dev/null && (exec 3<>"/dev/tcp/$IP/$SMTPS") 2>/dev/null; then
+       (exec 3<>"/dev/tcp/$IP/$IMAPS") 2>/dev/null && (exec 3<>"/dev/tcp/$IP/$SMTPS") 2>/dev/null &&
+       { [ -z "$MX" ] || (exec 3<>"/dev/tcp/$IP/$MX") 2>/dev/null; }; then
         break
     fi
     sleep 0.1
@@ -313,7 +375,7 @@ dpid=$(cat "$R/run/master.pid")
 ppid=$(tr -d ' ' < "$P/spool/pid/master.pid")
 if [ "$variant" = patched ] && ! grep -q "$R/lib-patched/libdovecot-storage" /proc/"$dpid"/maps 2>/dev/null; then
     # the master itself may not map it; check that the patched copy is what imap would load
-    LD_LIBRARY_PATH=$libdir ldd /usr/lib/dovecot/imap | grep -q "$libdir/libdovecot-storage" ||
+    LD_LIBRARY_PATH=$libdir ldd /usr/lib/dovecot/imap | grep "$libdir/libdovecot-storage" >/dev/null ||
         { echo "start.sh: patched library not picked up" >&2; exit 1; }
 fi
 echo "$variant" > "$R/variant"
@@ -324,5 +386,6 @@ REF_SMTPS=$SMTPS
 REF_IMAPS=$IMAPS
 REF_DOMAIN=$DOMAIN
 REF_MAILDIR=$R/mail/%a
-REF_PIDS="$dpid $ppid"
+REF_PIDS="$dpid $ppid${MX:+ $(cat "$R/opendkim/opendkim.pid" 2>/dev/null)}"
+${MX:+REF_MX=$MX}
 EOF

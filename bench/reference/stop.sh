@@ -10,6 +10,13 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 rm -f "$R/run/master.pid"
+# the MX path's OpenDKIM milter (CHATBENCH_REF_MX), by its pid file
+if [ -s "$R/opendkim/opendkim.pid" ]; then
+    kpid=$(cat "$R/opendkim/opendkim.pid")
+    kill "$kpid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$kpid" 2>/dev/null || break; sleep 0.1; done  # frees its port
+    rm -f "$R/opendkim/opendkim.pid"
+fi
 if [ "${1:-}" = --clean ]; then
     rm -rf "$R/mail" "$R/state" "$R/postfix/spool" "$R/run" "$R/dovecot.log" "$R/postfix/maillog"
 fi

@@ -4,6 +4,7 @@
     dns = DnsServer({"sel._domainkey.a.example": {"TXT": ["v=DKIM1; ..."]},
                    "a.example": {"MX": [(10, "mx.a.example")], "A": ["127.0.0.2"]}})
     dns.address            # "127.0.0.1:PORT", a dns_servers entry
+    DnsServer(zone, port=15353)   # a fixed port (bench/mxbench.py), default: free
     dns.behave["x.example"] = "servfail" | "timeout" | "refused"
     dns.queries            # [(name, type)] received, in order
     dns.stop()
@@ -23,13 +24,13 @@ from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
 
 class DnsServer:
-    def __init__(self, zone=None, host="127.0.0.1"):
+    def __init__(self, zone=None, host="127.0.0.1", port=0):
         self.zone = {k.lower().rstrip("."): v for k, v in (zone or {}).items()}
         self.behave = {}
         self.queries = []
         self.lock = threading.Lock()
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
+        self.udp.bind((host, port))
         self.port = self.udp.getsockname()[1]
         owner = self
 
