@@ -42,6 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 static struct config cfg;
 static char root[128], mboxes[192];
 static unsigned turns, wakes;
+static bool trace; /* FUZZ_IMAP_TRACE=1: the server's replies on stderr */
 
 /* The account store would find or refuse: only USER exists, nothing is
  * created. */
@@ -73,7 +74,11 @@ static void run(struct imap_session *s)
             break;
         case IMAP_ACT_STARTTLS: imap_session_resume_starttls(s); break;
         case IMAP_ACT_COMPRESS: imap_session_resume(s); break;
-        default: buf_free(imap_session_out(s)); return;
+        default:
+            if (trace)
+                fwrite(imap_session_out(s)->data, 1, imap_session_out(s)->len, stderr);
+            buf_free(imap_session_out(s));
+            return;
         }
     }
 }
@@ -146,7 +151,9 @@ static void init(void)
 #ifdef CM_FUZZ_APPVERSIONS
     setenv("CM_APPVERSIONS_FILE", CM_FUZZ_APPVERSIONS, 1);
 #endif
-    log_set_level((enum log_level)(LOGL_ERROR + 1)); /* the store double's refusals are expected */
+    trace = getenv("FUZZ_IMAP_TRACE") != NULL;
+    if (!trace) /* the store double's refusals are expected */
+        log_set_level((enum log_level)(LOGL_ERROR + 1));
     char account[sizeof mboxes + STORE_ADDR_MAX + 2];
     if (store_account_dir(&cfg, USER, account, sizeof account) < 0)
         abort();
