@@ -15,23 +15,51 @@ struct list_opts {
     const struct imap_arg *status; /* RETURN (STATUS (...)) items */
 };
 
-/* IMAP wildcard match: '*' anything, '%' anything but the separator '.'. */
+/* IMAP wildcard match: '*' anything, '%' anything but the separator '.';
+ * other bytes match themselves, and the name INBOX also matches where the
+ * rest of the pattern is any case of "INBOX" (RFC 3501 5.1). One pass over
+ * the pattern keeps, for each prefix of the name, whether the pattern so
+ * far matches it: time |pattern| x |name|. (Trying each extent of each
+ * wildcard recursively took exponential time: LIST "" "*****...x" with
+ * twenty stars kept a worker busy for minutes.) */
 static bool match(const char *p, const char *s)
 {
-    for (; *p; p++, s++) {
-        if (*p == '*' || *p == '%') {
-            for (const char *t = s;; t++) {
-                if (match(p + 1, t))
-                    return true;
-                if (!*t || (*p == '%' && *t == '.'))
-                    return false;
-            }
+    size_t n = strlen(s);
+    bool inbox = strcasecmp(s, "INBOX") == 0, m = false;
+    bool *cur = calloc(2 * (n + 1), sizeof *cur);
+    if (!cur)
+        return false;
+    bool *next = cur + n + 1;
+    cur[0] = true; /* the empty pattern matches the empty prefix */
+    for (;; p++) {
+        if (inbox && cur[0] && strcasecmp(p, "INBOX") == 0) {
+            m = true;
+            break;
         }
-        if (!*s || (*p != *s && !(strncasecmp(s, "INBOX", 5) == 0 && s[5] == '\0' &&
-                                 strcasecmp(p, "INBOX") == 0)))
-            return false;
+        if (!*p) {
+            m = cur[n];
+            break;
+        }
+        bool any = false, run = false;
+        for (size_t j = 0; j <= n; j++) {
+            if (*p == '*' || *p == '%') {
+                if (*p == '%' && j > 0 && s[j - 1] == '.')
+                    run = false; /* '%' does not reach across a separator */
+                run = run || cur[j];
+                next[j] = run;
+            } else {
+                next[j] = j > 0 && cur[j - 1] && s[j - 1] == *p;
+            }
+            any = any || next[j];
+        }
+        if (!any)
+            break;
+        bool *t = cur;
+        cur = next;
+        next = t;
     }
-    return *s == '\0';
+    free(cur < next ? cur : next);
+    return m;
 }
 
 static const char *special_use(const char *name)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "core/config.h"
@@ -218,6 +219,36 @@ TEST(bad_input_never_aborts)
     imap_session_free(s);
 }
 
+/* LIST patterns: '%' stops at '.', '*' does not, INBOX in any case; and
+ * many wildcards take no time (they took exponential time: minutes for
+ * the 30 stars below). */
+TEST(list_wildcards)
+{
+    struct imap_session *s = logged_in();
+    CHECK(strstr(io(s, "a CREATE Work.Sub.Deep\r\n"), "a OK") != NULL);
+    CHECK(strstr(io(s, "b CREATE Work\r\n"), "b OK") != NULL);
+    const char *r = io(s, "c LIST \"\" inbox\r\n");
+    CHECK(strstr(r, "\".\" INBOX\r\n") != NULL || strstr(r, "\".\" \"INBOX\"\r\n") != NULL);
+    r = io(s, "d LIST \"\" %\r\n");
+    CHECK(strstr(r, "INBOX") != NULL && strstr(r, "Work") != NULL && strstr(r, "Work.") == NULL);
+    r = io(s, "e LIST \"\" Work.%\r\n");
+    CHECK(strstr(r, "Work.Sub") != NULL && strstr(r, "Work.Sub.Deep") == NULL);
+    r = io(s, "f LIST \"\" W%k*p\r\n");
+    CHECK(strstr(r, "Work.Sub.Deep") != NULL && strstr(r, "INBOX") == NULL);
+    r = io(s, "g LIST Work. %.Deep\r\n");
+    CHECK(strstr(r, "Work.Sub.Deep") != NULL);
+    CHECK(strstr(io(s, "h LIST \"\" W%p\r\n"), "* LIST") == NULL);
+    time_t t0 = time(NULL);
+    r = io(s, "i LIST \"\" \"******************************x\"\r\n");
+    CHECK(strstr(r, "* LIST") == NULL && strstr(r, "i OK") != NULL);
+    r = io(s, "j LIST \"\" \"%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%.%%%%%%%%%%%%%%%%%%%%x\"\r\n");
+    CHECK(strstr(r, "* LIST") == NULL && strstr(r, "j OK") != NULL);
+    r = io(s, "k LIST \"\" \"*o*r*k*.*S*u*b*.*D*e*e*p*o*r*k*.*S*u*b*.*D*e*e*\"\r\n");
+    CHECK(strstr(r, "* LIST") == NULL && strstr(r, "k OK") != NULL);
+    CHECK(time(NULL) - t0 <= 2);
+    imap_session_free(s);
+}
+
 TEST(seqsets)
 {
     struct seqset s;
@@ -274,6 +305,7 @@ int main(void)
     RUN(metadata_tokens_and_turn);
     RUN(authenticate_plain_sasl_ir);
     RUN(bad_input_never_aborts);
+    RUN(list_wildcards);
     RUN(seqsets);
     RUN(bodystructure_multipart);
     teardown();

@@ -1,0 +1,16 @@
+/* sanitizer_options.c: ASan defaults linked into every fuzz harness (the
+ * environment's ASAN_OPTIONS still win, key by key).
+ *
+ * quarantine_size_mb=16 (ASan's default is 256): freed memory stays
+ * poisoned for the next 16 MiB of frees, far more than one input frees, so
+ * a use after free within an input is still caught. With 256 MiB every
+ * allocation lands on memory the process has not touched for a long time
+ * or that ASan gave back to the kernel, and the page faults (with TLB
+ * shootdowns, costly on a VM) took half of the time of the small harnesses
+ * (fuzz_config: 5.2 s -> 2.5 s of CPU for the same 30,000 inputs). */
+const char *__asan_default_options(void);
+
+const char *__asan_default_options(void)
+{
+    return "quarantine_size_mb=16";
+}
