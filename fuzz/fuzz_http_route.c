@@ -8,7 +8,7 @@
 
 #include "core/config.h"
 #include "http/http.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 #include "http/request.h"
 #include "http/router.h"
 

@@ -19,7 +19,7 @@
 #include "core/config.h"
 
 #include "core/buf.h"
-#include "core/config_internal.h"
+#include "core/config_int.h"
 #include "core/limits.h"
 
 #include <ctype.h>

@@ -3,7 +3,7 @@
  * strings into struct config: defaults, typed parsing, derived values (IPv4
  * relay, TLS mode and paths, mailboxes_dir, iroh_relay, dkim_key_path) and
  * cross-key checks. Every problem is collected; nothing stops early. */
-#include "core/config_internal.h"
+#include "core/config_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -7,7 +7,7 @@
  * continuation lines, control characters are shown as '?'. */
 #include "core/buf.h"
 #include "core/config.h"
-#include "core/config_internal.h"
+#include "core/config_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

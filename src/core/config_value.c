@@ -3,7 +3,7 @@
  * server entries. Pure functions over strings; each returns NULL when the
  * value is good, else a short reason that ends up in `--check` output. */
 #include "core/limits.h"
-#include "core/config_internal.h"
+#include "core/config_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -20,7 +20,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
-#include "core/tls_internal.h"
+#include "core/tls_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  * mode 0600 into a 0700 directory; both files are written atomically (temp
  * file, fsync, rename), the key first, so a certificate never lacks its key. */
 #include "core/limits.h"
-#include "core/tls_internal.h"
+#include "core/tls_int.h"
 #include "core/fileio.h"
 
 #include <errno.h>

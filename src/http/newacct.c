@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 
 static const char user_alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 /* ASCII letters, digits and punctuation (Python's string.ascii_letters +

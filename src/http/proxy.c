@@ -15,7 +15,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 
 #define PROXY_CONNECT_MS (10 * 1000)
 

@@ -4,7 +4,7 @@
 #include <qrencode.h>
 #include <string.h>
 
-#include "http/internal.h"
+#include "http/http_int.h"
 
 #define QR_QUIET 4
 

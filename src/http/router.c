@@ -18,7 +18,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/http.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 #include "http/mxdeliv.h"
 
 #define NEW_RATE_PER_S 2 /* nginx limit_req for /new in self-signed mode */

@@ -16,7 +16,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/http.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 #include "http/mxdeliv.h"
 #include "http/request.h"
 #include "http/response.h"

@@ -16,7 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 
 struct page {
     char *name;        /* relative path, e.g. "index.html" */

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/internal.h"
+#include "http/http_int.h"
 
 int html_escape(struct buf *out, const char *s, size_t len)
 {

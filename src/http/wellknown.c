@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 
 static int server(struct buf *out, const char *dir, const char *type, const char *host,
                   int port, const char *socket)

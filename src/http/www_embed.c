@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "http/internal.h"
+#include "http/http_int.h"
 
 #define WWW_EMBED(sym, file)                                                          \
     __asm__(".pushsection .rodata\n"                                                  \

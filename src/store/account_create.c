@@ -7,7 +7,7 @@
  * rename is the moment the account exists, and it exists with its flag.
  * Logs "registration rejected: <reason>" and "Created address: <addr>". */
 #include "store/accounts.h"
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 
 #include "core/config.h"
 #include "core/log.h"

@@ -7,7 +7,7 @@
  * store_addr_recipient, which first drops a "+tag" from the local part. */
 #include "store/accounts.h"
 
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 
 #include "core/config.h"
 

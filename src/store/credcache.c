@@ -9,7 +9,7 @@
  * size, mtime and ctime) and for LIM_CRED_CACHE_TTL seconds. Direct-mapped
  * table, one mutex: workers look up and insert. */
 #include "core/limits.h"
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 
 #include "store/accounts.h"
 

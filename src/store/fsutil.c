@@ -1,7 +1,7 @@
 /* fsutil.c: file helpers for the account files: flock with a timeout,
  * mkdir -p, atomic replace (temporary file, fsync, rename, fsync of the
  * directory) and bounded reads. Blocking: worker threads only. */
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 #include "core/fileio.h"
 
 #include <errno.h>

@@ -13,7 +13,7 @@
  * told to try again. The counters live on the loop thread only. */
 #include "core/limits.h"
 #include "store/accounts.h"
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 
 #include "core/config.h"
 #include "core/log.h"

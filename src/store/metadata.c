@@ -8,7 +8,7 @@
  * metadata.json. Blocking: worker threads only. */
 #include "core/limits.h"
 #include "store/accounts.h"
-#include "store/accounts_priv.h"
+#include "store/accounts_int.h"
 
 #include "core/buf.h"
 #include "core/log.h"

@@ -16,7 +16,7 @@
  * No other module opens a file under mailboxes_dir for writing.
  *
  * Other modules include this header (the build gives them the three parts
- * only because this one includes them: see CMakeLists.txt); accounts_priv.h,
+ * only because this one includes them: see CMakeLists.txt); accounts_int.h,
  * index_int.h and sqlheap.h are private to src/store.
  *
  * Everything on disk stays readable by Dovecot and chatmail's tools, so a

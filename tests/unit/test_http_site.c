@@ -6,7 +6,7 @@
 #include "check.h"
 #include "core/config.h"
 #include "core/gcra.h"
-#include "http/internal.h"
+#include "http/http_int.h"
 
 #define MS 1000000ull
 

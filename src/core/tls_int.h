@@ -1,4 +1,4 @@
-/* tls_internal.h: private to core/tls*.c. The certificate files behind the
+/* tls_int.h: private to core/tls*.c. The certificate files behind the
  * server contexts: loading a PEM chain + key pair with messages that name
  * the file and the reason, and creating the self-signed pair of §13.4. */
 #ifndef CM_CORE_TLS_INTERNAL_H

@@ -1,4 +1,4 @@
-/* config_internal.h: private to src/core/config*.c — the table of known
+/* config_int.h: private to src/core/config*.c — the table of known
  * chatmail.ini keys, the value parsers (each returns NULL when the value is
  * good, else the reason why not, as a static string) and the error list.
  * Nothing outside src/core/config*.c includes this file. */

@@ -1,4 +1,4 @@
-/* internal.h: private to src/http: the site store, templates, QR codes,
+/* http_int.h: private to src/http: the site store, templates, QR codes,
  * /new credentials, well-known documents, address lists, the iroh-relay
  * proxy and small URL helpers. Nothing outside src/http includes it. */
 #ifndef CM_HTTP_INTERNAL_H

@@ -1,4 +1,4 @@
-/* accounts_priv.h: helpers shared by the account files of src/store
+/* accounts_int.h: helpers shared by the account files of src/store
  * (file locks, atomic writes, bounded reads, the credential cache).
  * Private to src/store; other folders use accounts.h. */
 #ifndef CM_STORE_ACCOUNTS_PRIV_H
