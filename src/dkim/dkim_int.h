@@ -25,6 +25,9 @@ bool dkim_tag_is(const struct dkim_tag *t, const char *name);
 /* Copies the value without any whitespace (base64 values); -1 if too long. */
 int dkim_tag_compact(const struct dkim_tag *t, char *out, size_t cap, size_t *out_len);
 bool dkim_is_wsp(unsigned char c);
+/* Does the ':'-separated list value of t contain word (case-insensitive,
+ * whitespace around items ignored)? */
+bool dkim_tag_list_has(const struct dkim_tag *t, const char *word);
 
 /* ---- the header block of a message */
 struct dkim_field {

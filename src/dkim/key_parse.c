@@ -7,26 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Does the ':'-separated list in t contain `word` (case-insensitive)? */
-static bool list_has(const struct dkim_tag *t, const char *word)
-{
-    size_t wl = strlen(word), i = 0;
-    while (i < t->val_len) {
-        size_t st = i;
-        while (i < t->val_len && t->val[i] != ':')
-            i++;
-        size_t a = st, b = i;
-        while (a < b && dkim_is_wsp((unsigned char)t->val[a]))
-            a++;
-        while (b > a && dkim_is_wsp((unsigned char)t->val[b - 1]))
-            b--;
-        if (b - a == wl && strncasecmp(t->val + a, word, wl) == 0)
-            return true;
-        i++;
-    }
-    return false;
-}
-
 static int parse_p(const struct dkim_tag *t, struct dkim_key *k, const char **why)
 {
     char tmp[2 * DKIM_MAX_KEY_BYTES];
@@ -74,7 +54,7 @@ int dkim_key_parse(const char *txt, size_t len, struct dkim_key *out, const char
                 return -1;
             }
         } else if (dkim_tag_is(&t, "h")) {
-            if (!list_has(&t, "sha256")) {
+            if (!dkim_tag_list_has(&t, "sha256")) {
                 *why = "h= excludes sha256";
                 return -1;
             }
@@ -92,13 +72,13 @@ int dkim_key_parse(const char *txt, size_t len, struct dkim_key *out, const char
                 return -1;
             have_p = true;
         } else if (dkim_tag_is(&t, "s")) {
-            if (!list_has(&t, "email") && !list_has(&t, "*")) {
+            if (!dkim_tag_list_has(&t, "email") && !dkim_tag_list_has(&t, "*")) {
                 *why = "s= excludes email";
                 return -1;
             }
         } else if (dkim_tag_is(&t, "t")) {
-            out->testing = list_has(&t, "y");
-            out->strict = list_has(&t, "s");
+            out->testing = dkim_tag_list_has(&t, "y");
+            out->strict = dkim_tag_list_has(&t, "s");
         }
         first = false;
     }

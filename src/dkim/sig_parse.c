@@ -158,20 +158,8 @@ static int parse_h(const struct dkim_tag *t, struct dkim_sig *s, const char **wh
 
 static int parse_q(const struct dkim_tag *t, const char **why)
 {
-    size_t i = 0;
-    while (i < t->val_len) {
-        size_t st = i;
-        while (i < t->val_len && t->val[i] != ':')
-            i++;
-        size_t a = st, b = i;
-        while (a < b && dkim_is_wsp((unsigned char)t->val[a]))
-            a++;
-        while (b > a && dkim_is_wsp((unsigned char)t->val[b - 1]))
-            b--;
-        if (b - a == 7 && strncasecmp(t->val + a, "dns/txt", 7) == 0)
-            return 0;
-        i++;
-    }
+    if (dkim_tag_list_has(t, "dns/txt"))
+        return 0;
     *why = "q= without dns/txt";
     return -1;
 }

@@ -119,3 +119,22 @@ void dkim_lower(char *s)
         if (*s >= 'A' && *s <= 'Z')
             *s = (char)(*s - 'A' + 'a');
 }
+
+bool dkim_tag_list_has(const struct dkim_tag *t, const char *word)
+{
+    size_t wl = strlen(word), i = 0;
+    while (i < t->val_len) {
+        size_t st = i;
+        while (i < t->val_len && t->val[i] != ':')
+            i++;
+        size_t a = st, b = i;
+        while (a < b && dkim_is_wsp((unsigned char)t->val[a]))
+            a++;
+        while (b > a && dkim_is_wsp((unsigned char)t->val[b - 1]))
+            b--;
+        if (b - a == wl && strncasecmp(t->val + a, word, wl) == 0)
+            return true;
+        i++;
+    }
+    return false;
+}
