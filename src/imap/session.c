@@ -34,7 +34,7 @@ static const struct imap_cmd_def commands[] = {
     {"EXPUNGE", imap_cmd_expunge, CF_SELECTED | CF_WORKER},
     {"FETCH", imap_cmd_fetch, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
     {"STORE", imap_cmd_store, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"SEARCH", imap_cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"SEARCH", imap_cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE | CF_SLOW},
     {"COPY", imap_cmd_copy, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
     {"MOVE", imap_cmd_copy, CF_SELECTED | CF_WORKER},
     {"APPEND", imap_cmd_append, CF_AUTH | CF_WORKER},
@@ -478,6 +478,13 @@ enum imap_work_result imap_session_work(struct imap_session *s)
     enum imap_cmd_result r = s->cur->def->fn(s, s->cur);
     return r == CMD_MORE ? IMAP_WORK_MORE : r == CMD_ASYNC ? IMAP_WORK_ASYNC : IMAP_WORK_DONE;
 }
+
+bool imap_session_work_slow(const struct imap_session *s)
+{
+    return s->act == IMAP_ACT_WORK && s->cur && s->cur->def && (s->cur->def->flags & CF_SLOW);
+}
+
+void imap_session_cancel(struct imap_session *s) { atomic_store(&s->cancelled, true); }
 
 void imap_session_resume_work(struct imap_session *s, enum imap_work_result r)
 {
