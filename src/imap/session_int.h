@@ -75,6 +75,8 @@ struct imap_note {
 struct imap_session {
     const struct config *cfg;
     struct imap_reader rd;
+    struct spool append_spool; /* the message of the APPEND being read (after login) */
+    char *spool_dir;           /* <state_dir>/spool, where it spills */
     struct buf out;
     struct buf in; /* input that arrived while an action ran */
     struct imap_cmd *cur;
