@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 struct workpool {
     uv_loop_t *loop;
@@ -19,6 +21,9 @@ static struct workpool *the_pool; /* one loop per process */
 static void *worker(void *arg)
 {
     struct workpool *p = arg;
+    /* below the loop and libuv's workers: on a busy machine a burst of
+     * slow work takes the CPU that is left over (Linux: per thread) */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), WORKPOOL_NICE);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head)

@@ -10,11 +10,14 @@
  * other slow jobs. A job whose owner went away is not skipped by the pool;
  * the owner sets its own cancel flag, which the work checks between steps.
  * Created lazily per loop, never freed (process lifetime); its async handle
- * is unref'd so it never keeps the loop alive. */
+ * is unref'd so it never keeps the loop alive. Its threads run at nice
+ * WORKPOOL_NICE, so they also yield the CPU to the loop and to logins. */
 #ifndef CM_CORE_WORKPOOL_H
 #define CM_CORE_WORKPOOL_H
 
 #include <uv.h>
+
+#define WORKPOOL_NICE 10
 
 struct workpool_job {
     struct workpool_job *next;

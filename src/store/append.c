@@ -29,12 +29,12 @@ static unsigned md_flags(uint32_t f)
 }
 
 /* tmp/<base> with the bytes, fsynced, mtime = idate. */
-static int write_tmp(const char *tmp, const struct buf *data, int64_t idate, bool sync)
+static int write_tmp(const char *tmp, const void *p, size_t n, int64_t idate, bool sync)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    int rc = fileio_write_all(fd, data->data, data->len);
+    int rc = fileio_write_all(fd, p, n);
     if (rc == 0 && idate > 0) {
         struct timespec ts[2] = {{(time_t)idate, 0}, {(time_t)idate, 0}};
         rc = futimens(fd, ts);
@@ -68,14 +68,17 @@ static int place_file(const char *dir, const void *msg, size_t len, uint32_t fla
         errno = ENAMETOOLONG;
         goto out;
     }
-    if ((o->compress ? gz_compress(msg, len, &data) : buf_append(&data, msg, len)) < 0 ||
+    /* uncompressed, the bytes go to the file as they are (no copy in
+     * memory: an APPEND's message may be a mapped spool file) */
+    if ((o->compress && gz_compress(msg, len, &data) < 0) ||
         buf_printf(&tmp, "%s/tmp/%s", dir, base) < 0 ||
         buf_printf(&sub, "%s/%s", dir, *in_cur ? "cur" : "new") < 0 ||
         buf_printf(&dst, "%s/%s", sub.data, name) < 0) {
         errno = ENOMEM;
         goto out;
     }
-    if (write_tmp(tmp.data, &data, idate, !o->no_fsync) < 0)
+    if (write_tmp(tmp.data, o->compress ? data.data : msg, o->compress ? data.len : len, idate,
+                  !o->no_fsync) < 0)
         goto out;
     if (rename(tmp.data, dst.data) < 0) {
         int e = errno;
