@@ -92,7 +92,9 @@ static void login_limits(struct imap_session *s)
         max_ext = (size_t)s->cfg->max_message_size + 1;
     imap_reader_set_limits(&s->rd, LIM_IMAP_LINE, LIM_IMAP_CMD_LITERAL,
                            LIM_IMAP_CMD_LITERAL + 8 * LIM_IMAP_LINE);
-    const char *st = s->cfg->state_dir ? s->cfg->state_dir : "/tmp";
+    const char *st = s->cfg->state_dir;
+    if (!st || !*st)
+        return; /* no spool: APPEND up to LIM_IMAP_CMD_LITERAL */
     size_t n = strlen(st) + sizeof "/spool";
     s->spool_dir = malloc(n);
     if (!s->spool_dir)
