@@ -101,7 +101,7 @@
 #define LIM_CRED_CACHE_TTL           3600                   /* seconds */
 #define LIM_UIDLIST_BYTES            (64u * 1024 * 1024)    /* bigger files are ignored */
 #define LIM_MAILDIR_NAME             255                    /* bytes of one file name */
-#define LIM_PW_ARGON2_PARALLEL       4                      /* argon2 computations at once (x memlimit) */
+#define LIM_PW_ARGON2_PARALLEL       2                      /* argon2 computations at once (x memlimit); below the login bound */
 
 /* --- config and TLS --- */
 #define LIM_DOMAIN_LEN               253                    /* RFC 1035 name length in text form */
