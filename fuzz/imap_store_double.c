@@ -1028,6 +1028,24 @@ enum store_status store_append(struct mailbox *mb, const char *account_dir, cons
     return STORE_OK;
 }
 
+/* The session's spool file (never used here: no state_dir, no spool). */
+enum store_status store_append_fd(struct mailbox *mb, const char *account_dir, int fd,
+                                  size_t len, uint32_t flags, int64_t idate,
+                                  const struct store_opts *o, uint32_t *uid_out,
+                                  uint64_t *modseq_out, int *err_out)
+{
+    char *b = malloc(len ? len : 1);
+    if (!b || pread(fd, b, len, 0) != (ssize_t)len) {
+        free(b);
+        *err_out = EIO;
+        return STORE_EIO;
+    }
+    enum store_status st =
+        store_append(mb, account_dir, b, len, flags, idate, o, uid_out, modseq_out, err_out);
+    free(b);
+    return st;
+}
+
 /* ------------------------------------------------------ metadata tokens */
 
 int store_md_add_token(const struct config *cfg, const char *addr, const char *token,

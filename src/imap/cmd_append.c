@@ -12,9 +12,10 @@
 #include "imap/session_int.h"
 #include "store/store.h"
 
+/* fd >= 0: the message is in that file (the spool), copied in chunks. */
 static enum imap_cmd_result store_message(struct imap_session *s, struct imap_cmd *c,
                                           const char *name, const char *data, size_t len,
-                                          uint32_t flags, int64_t idate)
+                                          int fd, uint32_t flags, int64_t idate)
 {
     struct mailbox *mb = NULL;
     const char *err;
@@ -29,7 +30,8 @@ static enum imap_cmd_result store_message(struct imap_session *s, struct imap_cm
     uint64_t modseq = 0;
     int e = 0;
     enum store_status st =
-        store_append(mb, s->account_dir, data, len, flags, idate, &o, &uid, &modseq, &e);
+        fd >= 0 ? store_append_fd(mb, s->account_dir, fd, len, flags, idate, &o, &uid, &modseq, &e)
+                : store_append(mb, s->account_dir, data, len, flags, idate, &o, &uid, &modseq, &e);
     uint32_t uidvalidity = mailbox_uidvalidity(mb);
     mailbox_close(mb);
     if (st == STORE_EQUOTA)
@@ -75,7 +77,11 @@ enum imap_cmd_result imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
         return imap_bad(s, c, "Invalid arguments.");
     const char *data = c->a[i].str;
     size_t len = c->a[i].len;
-    if (c->a[i].ext) { /* streamed into the spool file by the reader */
+    int fd = -1;
+    if (c->a[i].ext && !s->rd.ext_failed && s->append_spool.fd >= 0 && !s->cfg->store_compress) {
+        fd = s->append_spool.fd; /* copied from the file in chunks: never in memory */
+        len = s->append_spool.size;
+    } else if (c->a[i].ext) { /* streamed into the spool by the reader */
         if (s->rd.ext_failed || spool_view(&s->append_spool, &data, &len) < 0) {
             log_error("imap: append spool failed");
             return imap_no(s, c, "[SERVERBUG] Cannot store the message now.");
@@ -83,5 +89,5 @@ enum imap_cmd_result imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
     }
     if (s->cfg->max_message_size > 0 && len > (size_t)s->cfg->max_message_size)
         return imap_no(s, c, "[LIMIT] Message too large.");
-    return store_message(s, c, name, data, len, flags, idate);
+    return store_message(s, c, name, data, len, fd, flags, idate);
 }
