@@ -1,7 +1,9 @@
 /* session_io.c: the thin I/O owner of the IMAP session machine
  * (session.h) on net.h: feeds plaintext in, writes replies out (through
  * DEFLATE after COMPRESS), performs the machine's actions - logins via
- * store_login_async, command work on libuv's worker pool, STARTTLS, the
+ * store_login_async, command work on libuv's worker pool (SEARCH on the
+ * separate slow pool, core/workpool.h, reading on so that a hang-up cancels
+ * it), STARTTLS, the
  * TURN credential fetch over chatmail-turn's unix socket (uv_pipe +
  * 5 s timer, never blocking the loop) - and keeps one timer per
  * connection. Reading pauses while an action runs; a long FETCH resumes
