@@ -448,6 +448,7 @@ static void on_command(struct imap_session *s)
     if (s->mode == IM_IDLE) {
         imap_idle_done(s, cmd, len);
         imap_reader_next(&s->rd);
+        spool_reset(&s->append_spool); /* an APPEND sent instead of DONE */
     } else if (s->mode == IM_AUTH_CONT) {
         imap_auth_continue(s, cmd, len);
         imap_reader_next(&s->rd);
