@@ -79,6 +79,7 @@ struct dfolder {
 
 struct mailbox {
     struct dfolder *f;
+    uint64_t quota_limit; /* mailbox_set_quota */
     char *name;
     struct mailbox_msg *msgs;
     size_t n, cap;
@@ -568,19 +569,25 @@ int mailbox_append_file(struct mailbox *mb, bool in_cur, const char *fname, uint
     return -1;
 }
 
-int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
-                 const char **err)
+void mailbox_set_quota(struct mailbox *mb, uint64_t limit_bytes) { mb->quota_limit = limit_bytes; }
+
+static int copy_msg(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
+                    bool charge, const char **err)
 {
     *err = "no such message";
     const struct dmsg *d = src->f->gone ? NULL : fmsg_find(src->f, uid, NULL);
     if (!d)
         return -1;
     struct dmsg m = *d; /* dst may be the same folder: its array moves */
+    if (charge && dst->quota_limit && usage() + m.size > dst->quota_limit) {
+        *err = QUOTA_REASON;
+        return MAILBOX_EQUOTA;
+    }
     *err = "cannot copy the message file";
-    /* a new file name, so a new internal date (as store's mailbox_copy) */
+    /* the copy keeps the internal date (the file's mtime, as store's) */
     const struct dmsg *c = dst->f->gone ? NULL
-                                        : fmsg_add(dst->f, m.flags, m.size, m.vsize,
-                                                   (uint32_t)time(NULL), m.file);
+                                        : fmsg_add(dst->f, m.flags, m.size, m.vsize, m.idate,
+                                                   m.file);
     if (!c)
         return -1;
     *dst_uid = c->uid;
@@ -591,9 +598,16 @@ int mailbox_move(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_
                  const char **err)
 {
     uint64_t ms;
-    if (mailbox_copy(src, uid, dst, dst_uid, err) < 0)
-        return -1;
+    int rc = copy_msg(src, uid, dst, dst_uid, false, err); /* one account: net zero */
+    if (rc < 0)
+        return rc;
     return mailbox_expunge(src, uid, &ms, err);
+}
+
+int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
+                 const char **err)
+{
+    return copy_msg(src, uid, dst, dst_uid, true, err);
 }
 
 int mailbox_vanished_since(struct mailbox *mb, uint64_t since, uint32_t **uids, size_t *n,
@@ -1012,6 +1026,24 @@ enum store_status store_append(struct mailbox *mb, const char *account_dir, cons
     if (o->quota && limit)
         trim_after_append(o->max_mailbox_size_mb);
     return STORE_OK;
+}
+
+/* The session's spool file (never used here: no state_dir, no spool). */
+enum store_status store_append_fd(struct mailbox *mb, const char *account_dir, int fd,
+                                  size_t len, uint32_t flags, int64_t idate,
+                                  const struct store_opts *o, uint32_t *uid_out,
+                                  uint64_t *modseq_out, int *err_out)
+{
+    char *b = malloc(len ? len : 1);
+    if (!b || pread(fd, b, len, 0) != (ssize_t)len) {
+        free(b);
+        *err_out = EIO;
+        return STORE_EIO;
+    }
+    enum store_status st =
+        store_append(mb, account_dir, b, len, flags, idate, o, uid_out, modseq_out, err_out);
+    free(b);
+    return st;
 }
 
 /* ------------------------------------------------------ metadata tokens */

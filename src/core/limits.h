@@ -41,6 +41,19 @@
 #define LIM_IMAP_ARGS            10000
 #define LIM_IMAP_DEPTH           16     /* parenthesis nesting */
 #define LIM_IMAP_BAD_CMDS        20
+/* Memory before login: LOGIN/AUTHENTICATE need a few KiB (issue 16). */
+#define LIM_IMAP_PRELOGIN_LINE   8192
+#define LIM_IMAP_PRELOGIN_LITERAL 8192
+/* After login: literals of commands other than APPEND; an APPEND literal
+ * beyond LIM_IMAP_APPEND_MEM streams into a spool file, never whole in RAM. */
+#define LIM_IMAP_CMD_LITERAL     (64 * 1024)
+#define LIM_IMAP_APPEND_MEM      (64 * 1024)
+/* SEARCH: keys per command and bytes scanned per command ([LIMIT]), and the
+ * separate pool its work runs on (core/workpool.h). */
+#define LIM_IMAP_SEARCH_KEYS     100
+#define LIM_IMAP_SEARCH_SCAN     ((uint64_t)512 * 1024 * 1024)
+#define LIM_IMAP_SLOW_WORKERS    2
+#define LIM_IMAP_TOKENS          16     /* device tokens remembered per session */
 
 /* --- HTTP --- */
 #define LIM_HTTP_URL             8192
@@ -88,7 +101,7 @@
 #define LIM_CRED_CACHE_TTL           3600                   /* seconds */
 #define LIM_UIDLIST_BYTES            (64u * 1024 * 1024)    /* bigger files are ignored */
 #define LIM_MAILDIR_NAME             255                    /* bytes of one file name */
-#define LIM_PW_ARGON2_PARALLEL       4                      /* argon2 computations at once (x memlimit) */
+#define LIM_PW_ARGON2_PARALLEL       2                      /* argon2 computations at once (x memlimit); below the login bound */
 
 /* --- config and TLS --- */
 #define LIM_DOMAIN_LEN               253                    /* RFC 1035 name length in text form */

@@ -16,6 +16,7 @@ void spool_init(struct spool *s, const char *dir)
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->dir = dir;
+    s->mem_max = SPOOL_MEM_MAX;
 }
 
 static int spill(struct spool *s)
@@ -42,7 +43,7 @@ int spool_append(struct spool *s, const void *p, size_t n)
         munmap(s->map, s->map_len);
         s->map = NULL;
     }
-    if (s->fd < 0 && s->size + n > SPOOL_MEM_MAX && spill(s) < 0)
+    if (s->fd < 0 && s->size + n > s->mem_max && spill(s) < 0)
         return -1;
     if (s->fd >= 0) {
         if (fileio_write_all(s->fd, p, n) < 0)
@@ -81,5 +82,7 @@ void spool_reset(struct spool *s)
         close(s->fd);
     buf_free(&s->mem);
     const char *dir = s->dir;
+    size_t mem_max = s->mem_max;
     spool_init(s, dir);
+    s->mem_max = mem_max;
 }

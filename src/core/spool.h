@@ -19,6 +19,7 @@ struct spool {
     const char *dir;     /* where spill files go (not owned) */
     void *map;           /* mapping made by spool_view */
     size_t map_len;
+    size_t mem_max;      /* bytes kept in memory before spilling (SPOOL_MEM_MAX) */
 };
 
 void spool_init(struct spool *s, const char *dir);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
+#include "core/log.h"
 #include "imap/seqset.h"
 #include "imap/session_int.h"
 #include "store/store.h"
@@ -26,6 +28,10 @@ enum imap_cmd_result imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
         imap_tagged(s, c, "NO", "[TRYCREATE] Mailbox doesn't exist: %s", name);
         return CMD_DONE;
     }
+    /* the store checks each copy against the quota; over it, the copies
+     * made so far are removed again (RFC 3501 6.4.7: all or nothing) */
+    mailbox_set_quota(dst, quota_limit_bytes(s->cfg->max_mailbox_size_mb));
+    bool overquota = false;
     size_t n = mailbox_count(s->mb), k = 0;
     uint32_t *src = malloc((n ? n : 1) * sizeof *src), *out = malloc((n ? n : 1) * sizeof *out);
     const struct mailbox_msg *m = mailbox_msgs(s->mb);
@@ -34,14 +40,31 @@ enum imap_cmd_result imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
             continue;
         int rc = move ? mailbox_move(s->mb, m[i].uid, dst, &out[k], &err)
                       : mailbox_copy(s->mb, m[i].uid, dst, &out[k], &err);
-        if (rc == 0) {
-            imap_note(s, STORE_EV_APPEND, name, out[k], m[i].flags, 0);
-            if (move)
-                imap_note(s, STORE_EV_EXPUNGE, mailbox_name(s->mb), m[i].uid, 0, 0);
-            src[k++] = m[i].uid;
+        if (rc == MAILBOX_EQUOTA) {
+            overquota = true;
+            break;
         }
+        if (rc == 0)
+            src[k++] = m[i].uid;
     }
     seqset_free(&set);
+    if (overquota) { /* MOVE never gets here within one account */
+        uint64_t ms;
+        for (size_t j = 0; j < k; j++)
+            if (mailbox_expunge(dst, out[j], &ms, &err) < 0)
+                log_warn("imap: copy undo: %s", err);
+        mailbox_close(dst);
+        free(src);
+        free(out);
+        return imap_no(s, c, "[OVERQUOTA] " QUOTA_REASON);
+    }
+    for (size_t j = 0; j < k; j++) {
+        uint32_t seq;
+        const struct mailbox_msg *sm = mailbox_find(s->mb, src[j], &seq);
+        imap_note(s, STORE_EV_APPEND, name, out[j], sm ? sm->flags : 0, 0);
+        if (move)
+            imap_note(s, STORE_EV_EXPUNGE, mailbox_name(s->mb), src[j], 0, 0);
+    }
     uint32_t uv = mailbox_uidvalidity(dst);
     mailbox_close(dst);
     struct buf code = {0};

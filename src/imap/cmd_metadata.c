@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/limits.h"
 #include "imap/session_int.h"
 #include "store/store.h"
 
@@ -228,6 +229,11 @@ static int set_entry(struct imap_session *s, const struct imap_arg *k, const str
     if (!imap_arg_is_string(v) || v->len == 0 || v->len > STORE_TOKEN_MAX ||
         memchr(v->str, '\0', v->len) || memchr(v->str, ' ', v->len))
         return -2;
+    bool known = false;
+    for (size_t i = 0; i < s->n_tokens; i++)
+        known |= strcmp(s->tokens[i], v->str) == 0;
+    if (!known && s->n_tokens >= LIM_IMAP_TOKENS)
+        return -3; /* the session's list is bounded: a device has one token */
     if (store_md_add_token(s->cfg, s->user, v->str, time(NULL)) < 0)
         return -1;
     return remember_token(s, v->str);
@@ -247,6 +253,8 @@ enum imap_cmd_result imap_cmd_setmetadata(struct imap_session *s, struct imap_cm
         int rc = set_entry(s, &l[i], &l[i + 1]);
         if (rc == -2)
             return imap_bad(s, c, "Invalid value.");
+        if (rc == -3)
+            return imap_no(s, c, "[LIMIT] Too many device tokens in one session.");
         if (rc < 0)
             return imap_no(s, c, "Internal error occurred. Refer to server log for more information.");
     }

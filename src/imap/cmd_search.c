@@ -2,11 +2,21 @@
  * sizes, internal and sent dates, header/body/text substrings, sequence
  * and UID sets, NOT/OR/lists, KEYWORD) plus MODSEQ (CONDSTORE) and
  * ESEARCH's RETURN (MIN MAX COUNT ALL). Substring matches are ASCII
- * case-insensitive on the raw message (no charset decoding). Worker. */
+ * case-insensitive on the raw message (no charset decoding). Worker.
+ *
+ * Cost bounded by design (issue 16): a command has at most
+ * LIM_IMAP_SEARCH_KEYS arguments, and scans at most LIM_IMAP_SEARCH_SCAN
+ * bytes (message bytes read plus bytes compared, per key); beyond either
+ * it is answered NO [LIMIT] (RFC 9051 7.1). It runs on the separate slow
+ * pool (session.h) and stops between messages once its client went away
+ * (s->cancelled). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "core/limits.h"
 
 #include "imap/imap_date.h"
 #include "imap/imap_mime.h"
@@ -21,29 +31,53 @@ struct sctx {
     struct buf msg;
     bool loaded, failed;
     bool has_modseq; /* a MODSEQ key was seen */
+    uint64_t scanned; /* bytes read and compared so far */
+    bool over;        /* LIM_IMAP_SEARCH_SCAN reached: stop */
 };
+
+/* Counts n bytes of work; false once the command's budget is spent. */
+static bool spend(struct sctx *x, size_t n)
+{
+    x->scanned += n;
+    if (x->scanned > LIM_IMAP_SEARCH_SCAN)
+        x->over = true;
+    return !x->over;
+}
 
 static const struct mailbox_msg *load(struct sctx *x)
 {
     if (!x->loaded) {
         struct buf path = {0};
         x->loaded = true;
-        x->failed = mailbox_msg_path(x->s->mb, x->m->uid, &path) < 0 ||
+        x->failed = !spend(x, x->m->vsize) || mailbox_msg_path(x->s->mb, x->m->uid, &path) < 0 ||
                     imap_read_message(path.data, &x->msg, (size_t)1 << 30) < 0;
         buf_free(&path);
     }
     return x->failed ? NULL : x->m;
 }
 
-static bool contains(struct span hay, const char *needle)
+static bool contains(struct sctx *x, struct span hay, const char *needle)
 {
     size_t n = strlen(needle);
     if (n == 0)
         return true;
+    if (!spend(x, hay.n))
+        return false;
+    int c0 = tolower((unsigned char)needle[0]);
     for (size_t i = 0; i + n <= hay.n; i++)
-        if (strncasecmp(hay.p + i, needle, n) == 0)
+        if (tolower((unsigned char)hay.p[i]) == c0 && strncasecmp(hay.p + i, needle, n) == 0)
             return true;
     return false;
+}
+
+/* Arguments in a search program, lists included. */
+static size_t count_args(const struct imap_arg *a, size_t n)
+{
+    size_t k = n;
+    for (size_t i = 0; i < n; i++)
+        if (a[i].type == IMAP_ARG_LIST)
+            k += count_args(a[i].list, a[i].n);
+    return k;
 }
 
 static bool header_has(struct sctx *x, const char *name, const char *needle)
@@ -58,7 +92,7 @@ static bool header_has(struct sctx *x, const char *name, const char *needle)
     struct hdr_field f;
     hdr_iter_init(&it, hdr);
     while (hdr_next(&it, &f) == 1)
-        if (span_eq_lit(f.name, name, true) && contains(f.value, needle))
+        if (span_eq_lit(f.name, name, true) && contains(x, f.value, needle))
             return true;
     return false;
 }
@@ -70,7 +104,7 @@ static bool text_has(struct sctx *x, const char *needle, bool body_only)
     struct span all = {x->msg.data ? x->msg.data : "", x->msg.len}, hdr, body;
     if (body_only && mime_split(all, &hdr, &body) == 0)
         all = body;
-    return contains(all, needle);
+    return contains(x, all, needle);
 }
 
 static int64_t sent_date(struct sctx *x)
@@ -328,6 +362,8 @@ enum imap_cmd_result imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
     }
     if (n == 0)
         return imap_bad(s, c, "Missing search keys.");
+    if (count_args(a, n) > LIM_IMAP_SEARCH_KEYS)
+        return imap_no(s, c, "[LIMIT] Too many search keys.");
     size_t total = mailbox_count(s->mb), k = 0;
     uint32_t *v = malloc((total ? total : 1) * sizeof *v);
     uint64_t *ms = malloc((total ? total : 1) * sizeof *ms);
@@ -341,8 +377,18 @@ enum imap_cmd_result imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
         x.m = &mailbox_msgs(s->mb)[i];
         x.seq = (uint32_t)i + 1;
         x.loaded = false;
+        if (atomic_load(&s->cancelled)) { /* nobody reads the answer */
+            free(v);
+            free(ms);
+            return imap_no(s, c, "Search cancelled.");
+        }
         int r = eval(&x, a, n, &used);
         buf_free(&x.msg);
+        if (x.over) {
+            free(v);
+            free(ms);
+            return imap_no(s, c, "[LIMIT] Search too expensive, use fewer or narrower keys.");
+        }
         if (r < 0) {
             free(v);
             free(ms);

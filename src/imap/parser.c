@@ -22,6 +22,25 @@ void imap_reader_init(struct imap_reader *r, size_t max_literal)
     r->max_total = max_literal + 8 * LIM_IMAP_LINE;
 }
 
+void imap_reader_set_limits(struct imap_reader *r, size_t max_line, size_t max_literal,
+                            size_t max_total)
+{
+    r->max_line = max_line;
+    r->max_literal = max_literal;
+    r->max_total = max_total;
+}
+
+void imap_reader_set_ext(struct imap_reader *r, struct spool *spool, size_t max_ext)
+{
+    r->ext = spool;
+    r->max_ext = spool ? max_ext : 0;
+}
+
+const char *imap_reader_ext_marker(const struct imap_reader *r)
+{
+    return r->ext_used && r->cmd.data ? r->cmd.data + r->ext_pos : NULL;
+}
+
 void imap_reader_free(struct imap_reader *r) { buf_free(&r->cmd); }
 
 const char *imap_reader_command(const struct imap_reader *r, size_t *len)
@@ -38,6 +57,32 @@ void imap_reader_next(struct imap_reader *r)
     r->n_literals = 0;
     r->done = false;
     r->error = NULL;
+    r->error_tag[0] = '\0';
+    r->ext_used = r->ext_failed = false;
+    r->ext_left = 0;
+}
+
+/* The tag a command starts with (atom characters up to the first space),
+ * "" when there is none: the refusal of the command is tagged with it. */
+static void take_tag(struct imap_reader *r)
+{
+    const char *p = r->cmd.data ? r->cmd.data : "";
+    size_t i = 0;
+    while (i < r->cmd.len && i + 1 < sizeof r->error_tag && p[i] > ' ' && p[i] < 0x7f &&
+           !strchr("(){\"%*+\\]", p[i]))
+        i++;
+    if (i == 0 || i >= r->cmd.len || p[i] != ' ')
+        i = 0;
+    memcpy(r->error_tag, p, i);
+    r->error_tag[i] = '\0';
+}
+
+/* Is the command being read an APPEND ("tag APPEND ...")? */
+static bool is_append(const struct imap_reader *r)
+{
+    const char *p = r->cmd.data ? r->cmd.data : "";
+    const char *sp = memchr(p, ' ', r->cmd.len);
+    return sp && (size_t)(p + r->cmd.len - sp) > 8 && strncasecmp(sp + 1, "APPEND ", 7) == 0;
 }
 
 /* Does the line end in a literal marker {n} or {n+}? */
@@ -71,7 +116,12 @@ static enum imap_read_result refuse(struct imap_reader *r, const char *why, bool
     /* A refused non-synchronising literal arrives anyway: skip it. */
     bool nonsync = line_done && literal_marker(line, len, &size, &sync) && !sync;
     r->error = why;
+    take_tag(r);
     buf_free(&r->cmd); /* line may point into it: used above only */
+    if (r->ext_used)
+        spool_reset(r->ext);
+    r->ext_used = r->ext_failed = false;
+    r->ext_left = 0;
     r->line_start = 0;
     r->literal_left = 0;
     r->n_literals = 0;
@@ -122,6 +172,19 @@ static enum imap_read_result end_of_line(struct imap_reader *r)
         r->done = true;
         return IMAP_READ_COMMAND;
     }
+    if (size > r->max_literal && r->ext && !r->ext_used && size <= r->max_ext && is_append(r)) {
+        /* the message of an APPEND: into the spool, not into memory */
+        const char *brace = line + len;
+        while (brace > line && brace[-1] != '{')
+            brace--;
+        r->ext_pos = (size_t)(brace - 1 - r->cmd.data);
+        r->ext_used = true;
+        r->ext_failed = false;
+        r->ext_left = (size_t)size;
+        spool_reset(r->ext);
+        r->line_start = r->cmd.len;
+        return sync ? IMAP_READ_CONTINUE : IMAP_READ_MORE;
+    }
     if (size > r->max_literal)
         return refuse(r, "Literal too large.", true, line, len);
     if (r->cmd.len + size > r->max_total || ++r->n_literals > IMAP_MAX_LITERALS)
@@ -141,6 +204,15 @@ enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *p, siz
     while (n > 0 && !r->done) {
         if (r->skipping) {
             skip_bytes(r, &p, &n);
+            continue;
+        }
+        if (r->ext_left > 0) {
+            size_t k = n < r->ext_left ? n : r->ext_left;
+            if (!r->ext_failed && spool_append(r->ext, p, k) < 0)
+                r->ext_failed = true; /* the bytes still arrive: dropped */
+            r->ext_left -= k;
+            p += k;
+            n -= k;
             continue;
         }
         if (r->literal_left > 0) {
@@ -183,6 +255,7 @@ enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *p, siz
 
 struct pctx {
     const char *p, *end;
+    const char *ext; /* the external literal's marker */
     struct imap_args *out;
     size_t count;
     const char *error;
@@ -252,6 +325,14 @@ static int parse_literal(struct pctx *x, struct imap_arg *a)
     if (digits == 0 || q >= x->end || *q != '}')
         return fail(x, "Invalid literal.");
     q++;
+    if (x->p == x->ext) { /* its bytes are in the reader's spool */
+        a->type = IMAP_ARG_LITERAL;
+        a->str = save(x, "", 0);
+        a->len = 0;
+        a->ext = true;
+        x->p = q;
+        return 0;
+    }
     if ((uint64_t)(x->end - q) < size)
         return fail(x, "Literal ends early.");
     a->type = IMAP_ARG_LITERAL;
@@ -387,12 +468,18 @@ out:
 
 int imap_parse_args(const char *text, size_t len, struct imap_args *out, const char **error)
 {
+    return imap_parse_args_ext(text, len, NULL, out, error);
+}
+
+int imap_parse_args_ext(const char *text, size_t len, const char *ext_marker,
+                        struct imap_args *out, const char **error)
+{
     memset(out, 0, sizeof *out);
     if (buf_reserve(&out->strings, 2 * len + 2) < 0) {
         *error = "Out of memory.";
         return -1;
     }
-    struct pctx x = {.p = text, .end = text + len, .out = out};
+    struct pctx x = {.p = text, .end = text + len, .out = out, .ext = ext_marker};
     if (parse_list(&x, 0, true, &out->v, &out->n) < 0) {
         *error = x.error ? x.error : "Invalid arguments.";
         imap_args_free(out);

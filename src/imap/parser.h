@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "core/buf.h"
+#include "core/spool.h"
 
 enum imap_read_result {
     IMAP_READ_MORE,     /* need more bytes */
@@ -37,9 +38,25 @@ struct imap_reader {
     bool skipping;           /* discarding the rest of a refused command */
     size_t skip_literal;     /* literal bytes to discard while skipping */
     bool done;               /* a command is complete and not yet taken */
+    char error_tag[64];      /* with IMAP_READ_ERROR: the refused command's tag, or "" */
+    /* The external literal: one literal of an APPEND larger than
+     * max_literal (up to max_ext) streams into *ext instead of cmd; cmd
+     * keeps its marker at ext_pos (offset of its '{'). Off when ext is NULL. */
+    struct spool *ext;
+    size_t max_ext;
+    size_t ext_pos, ext_left;
+    bool ext_used, ext_failed; /* failed: a spool write failed, bytes dropped */
 };
 
 void imap_reader_init(struct imap_reader *r, size_t max_literal);
+/* Limits for the next commands (line, literal, whole command). */
+void imap_reader_set_limits(struct imap_reader *r, size_t max_line, size_t max_literal,
+                            size_t max_total);
+/* Lets an APPEND literal of up to max_ext bytes stream into spool (not
+ * owned); NULL turns it off. */
+void imap_reader_set_ext(struct imap_reader *r, struct spool *spool, size_t max_ext);
+/* The command's external literal marker (a pointer into the command), or NULL. */
+const char *imap_reader_ext_marker(const struct imap_reader *r);
 void imap_reader_free(struct imap_reader *r);
 /* Consumes bytes from p; *used says how many. Stops after each complete
  * command, continuation request or error. */
@@ -66,6 +83,8 @@ struct imap_arg {
     size_t len;
     struct imap_arg *list;    /* LIST: its elements */
     size_t n;
+    bool ext;                 /* LITERAL whose bytes are in the reader's spool
+                                 (str is "" and len 0 here) */
 };
 
 struct imap_args {
@@ -79,6 +98,10 @@ struct imap_args {
 /* Parses text (a command without its tag and name, or any argument text).
  * Returns 0, or -1 with *error set to a reason for a BAD reply. */
 int imap_parse_args(const char *text, size_t len, struct imap_args *out, const char **error);
+/* The same; the literal whose '{' is at ext_marker (inside text; NULL for
+ * none) is the external one (imap_reader_ext_marker): it takes no bytes. */
+int imap_parse_args_ext(const char *text, size_t len, const char *ext_marker,
+                        struct imap_args *out, const char **error);
 void imap_args_free(struct imap_args *a);
 
 /* Splits a command into tag, command name (upper-cased into name) and the

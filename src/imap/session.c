@@ -3,11 +3,13 @@
  * loop split, tagged replies with the untagged updates before them,
  * notification queueing, timeouts and shutdown. The commands themselves
  * live in cmd_*.c, one file per family. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/config.h"
 #include "core/limits.h"
@@ -34,7 +36,7 @@ static const struct imap_cmd_def commands[] = {
     {"EXPUNGE", imap_cmd_expunge, CF_SELECTED | CF_WORKER},
     {"FETCH", imap_cmd_fetch, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
     {"STORE", imap_cmd_store, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
-    {"SEARCH", imap_cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
+    {"SEARCH", imap_cmd_search, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE | CF_SLOW},
     {"COPY", imap_cmd_copy, CF_SELECTED | CF_WORKER | CF_NOEXPUNGE},
     {"MOVE", imap_cmd_copy, CF_SELECTED | CF_WORKER},
     {"APPEND", imap_cmd_append, CF_AUTH | CF_WORKER},
@@ -65,15 +67,47 @@ struct imap_session *imap_session_new(const struct config *cfg, bool tls,
     s->tls = tls;
     s->wake = wake;
     s->wake_ud = ud;
-    imap_reader_init(&s->rd, LIM_IMAP_LITERAL);
-    if (cfg->max_message_size > 0 && (size_t)cfg->max_message_size < LIM_IMAP_LITERAL)
-        s->rd.max_literal = (size_t)cfg->max_message_size + 1;
+    /* Before login only what LOGIN/AUTHENTICATE need: a few KiB per
+     * connection (login_limits() widens them). */
+    imap_reader_init(&s->rd, LIM_IMAP_PRELOGIN_LITERAL);
+    imap_reader_set_limits(&s->rd, LIM_IMAP_PRELOGIN_LINE, LIM_IMAP_PRELOGIN_LITERAL,
+                           LIM_IMAP_PRELOGIN_LINE + LIM_IMAP_PRELOGIN_LITERAL);
+    spool_init(&s->append_spool, NULL);
     struct buf caps = {0};
     imap_capabilities(s, &caps);
     imap_out(s, "* OK [CAPABILITY %.*s] %s ready.\r\n", (int)caps.len, caps.data ? caps.data : "",
              cfg->mail_domain);
     buf_free(&caps);
     return s;
+}
+
+/* After login: lines of LIM_IMAP_LINE, literals of LIM_IMAP_CMD_LITERAL,
+ * and the message of an APPEND (up to max_message_size + 1, so that one
+ * byte too many gets NO [LIMIT]) streaming into a spool file past
+ * LIM_IMAP_APPEND_MEM bytes in memory. */
+static void login_limits(struct imap_session *s)
+{
+    size_t max_ext = LIM_IMAP_LITERAL;
+    if (s->cfg->max_message_size > 0 && (size_t)s->cfg->max_message_size < LIM_IMAP_LITERAL)
+        max_ext = (size_t)s->cfg->max_message_size + 1;
+    imap_reader_set_limits(&s->rd, LIM_IMAP_LINE, LIM_IMAP_CMD_LITERAL,
+                           LIM_IMAP_CMD_LITERAL + 8 * LIM_IMAP_LINE);
+    const char *st = s->cfg->state_dir;
+    if (!st || !*st)
+        return; /* no spool: APPEND up to LIM_IMAP_CMD_LITERAL */
+    size_t n = strlen(st) + sizeof "/spool";
+    s->spool_dir = malloc(n);
+    if (!s->spool_dir)
+        return; /* no APPEND beyond the in-memory literal size */
+    snprintf(s->spool_dir, n, "%s/spool", st);
+    if (mkdir(s->spool_dir, 0700) < 0 && errno != EEXIST) {
+        free(s->spool_dir);
+        s->spool_dir = NULL;
+        return;
+    }
+    spool_init(&s->append_spool, s->spool_dir);
+    s->append_spool.mem_max = LIM_IMAP_APPEND_MEM;
+    imap_reader_set_ext(&s->rd, &s->append_spool, max_ext);
 }
 
 static void free_cmd(struct imap_session *s)
@@ -109,6 +143,8 @@ void imap_session_free(struct imap_session *s)
         store_unwatch(s->watch);
     free(s->watch_folder);
     imap_reader_free(&s->rd);
+    spool_reset(&s->append_spool);
+    free(s->spool_dir);
     buf_free(&s->out);
     buf_free(&s->in);
     free(s->user);
@@ -176,7 +212,7 @@ void imap_session_shutdown(struct imap_session *s)
 
 size_t imap_session_footprint(const struct imap_session *s)
 {
-    size_t n = sizeof *s + s->out.cap + s->in.cap + s->rd.cmd.cap;
+    size_t n = sizeof *s + s->out.cap + s->in.cap + s->rd.cmd.cap + s->append_spool.mem.cap;
     if (s->user)
         n += strlen(s->user) + 1;
     if (s->account_dir)
@@ -305,6 +341,7 @@ static const struct imap_cmd_def *find_def(const char *name)
 static void finish_command(struct imap_session *s)
 {
     free_cmd(s);
+    spool_reset(&s->append_spool); /* an APPEND's message (file and mapping) */
     imap_reader_next(&s->rd);
     if (s->errors >= LIM_IMAP_BAD_CMDS && s->mode != IM_CLOSED)
         bye(s, "Too many invalid IMAP commands.");
@@ -368,7 +405,7 @@ static void start_command(struct imap_session *s, const char *cmd, size_t len)
     s->cur = c;
     memcpy(c->tag, tag, sizeof tag);
     memcpy(c->name, name, sizeof name);
-    if (imap_parse_args(rest, restlen, &c->args, &err) < 0) {
+    if (imap_parse_args_ext(rest, restlen, imap_reader_ext_marker(&s->rd), &c->args, &err) < 0) {
         run_result(s, imap_bad(s, c, err));
         return;
     }
@@ -411,6 +448,7 @@ static void on_command(struct imap_session *s)
     if (s->mode == IM_IDLE) {
         imap_idle_done(s, cmd, len);
         imap_reader_next(&s->rd);
+        spool_reset(&s->append_spool); /* an APPEND sent instead of DONE */
     } else if (s->mode == IM_AUTH_CONT) {
         imap_auth_continue(s, cmd, len);
         imap_reader_next(&s->rd);
@@ -429,7 +467,9 @@ static void process(struct imap_session *s, const char *p, size_t n)
         if (r == IMAP_READ_CONTINUE) {
             imap_out(s, "+ OK\r\n");
         } else if (r == IMAP_READ_ERROR) {
-            imap_out(s, "* BAD Error in IMAP command: %s\r\n", s->rd.error);
+            /* tagged when the command had a tag: the client waits for it */
+            imap_out(s, "%s BAD Error in IMAP command: %s\r\n",
+                     s->rd.error_tag[0] ? s->rd.error_tag : "*", s->rd.error);
             if (++s->errors >= LIM_IMAP_BAD_CMDS)
                 bye(s, "Too many invalid IMAP commands.");
         } else if (r == IMAP_READ_COMMAND) {
@@ -479,6 +519,13 @@ enum imap_work_result imap_session_work(struct imap_session *s)
     return r == CMD_MORE ? IMAP_WORK_MORE : r == CMD_ASYNC ? IMAP_WORK_ASYNC : IMAP_WORK_DONE;
 }
 
+bool imap_session_work_slow(const struct imap_session *s)
+{
+    return s->act == IMAP_ACT_WORK && s->cur && s->cur->def && (s->cur->def->flags & CF_SLOW);
+}
+
+void imap_session_cancel(struct imap_session *s) { atomic_store(&s->cancelled, true); }
+
 void imap_session_resume_work(struct imap_session *s, enum imap_work_result r)
 {
     s->act = r == IMAP_WORK_MORE ? IMAP_ACT_WORK : r == IMAP_WORK_ASYNC ? IMAP_ACT_TURN
@@ -503,6 +550,7 @@ void imap_session_resume_login(struct imap_session *s, int result)
         s->user = s->login_user; /* normalised by cmd_auth */
         s->login_user = NULL;
         s->state = IS_AUTH;
+        login_limits(s);
         struct buf caps = {0};
         imap_capabilities(s, &caps);
         imap_out(s, "%s OK [CAPABILITY %.*s] Logged in\r\n", c->tag, (int)caps.len,

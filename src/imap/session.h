@@ -33,6 +33,13 @@
  * the selected mailbox and the output; the owner reads the output only
  * after the worker returned (uv's after_work orders the two).
  *
+ * Slow work: SEARCH (whose cost grows with the mailbox and the keys) runs
+ * on a separate pool of LIM_IMAP_SLOW_WORKERS threads, bounded per command
+ * by LIM_IMAP_SEARCH_KEYS keys and LIM_IMAP_SEARCH_SCAN bytes scanned
+ * (NO [LIMIT] beyond), and stops between messages when its client went
+ * away (imap_session_cancel). Logins, SMTP, deliveries and the other IMAP
+ * commands keep libuv's pool.
+ *
  * Threads: commands that touch many files run in imap_session_work() on a
  * worker (SELECT, FETCH, STORE, SEARCH, EXPUNGE, CLOSE, COPY, MOVE, APPEND,
  * STATUS, LIST, CREATE/DELETE/RENAME, quota and metadata.json). Commands
@@ -95,6 +102,12 @@ enum imap_work_result imap_session_work(struct imap_session *s);
 /* Loop thread: applies the worker's result, then goes on with the input
  * that was buffered meanwhile. */
 void imap_session_resume_work(struct imap_session *s, enum imap_work_result r);
+/* The pending work is slow, client-controlled work (SEARCH): the owner runs
+ * it on the separate slow pool (core/workpool.h), not on libuv's pool. */
+bool imap_session_work_slow(const struct imap_session *s);
+/* The client went away: running or queued work stops at its next check
+ * (any thread; the session itself is freed only after the work returned). */
+void imap_session_cancel(struct imap_session *s);
 void imap_session_resume_starttls(struct imap_session *s);
 void imap_session_resume_turn(struct imap_session *s, const char *line);
 void imap_session_resume(struct imap_session *s);

@@ -3,6 +3,7 @@
 #ifndef CM_IMAP_SESSION_INT_H
 #define CM_IMAP_SESSION_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,7 @@ typedef enum imap_cmd_result (*imap_cmd_fn)(struct imap_session *s, struct imap_
 #define CF_WORKER   0x08 /* runs in imap_session_work() */
 #define CF_NOEXPUNGE 0x10 /* no EXPUNGE updates before its tagged reply */
 #define CF_SNAPSHOT 0x20  /* its untagged replies are the state: no updates after them */
+#define CF_SLOW     0x40  /* client-controlled cost: runs on the slow pool */
 #define CF_ANY (CF_NOTAUTH | CF_AUTH)
 
 struct imap_cmd_def {
@@ -73,6 +75,8 @@ struct imap_note {
 struct imap_session {
     const struct config *cfg;
     struct imap_reader rd;
+    struct spool append_spool; /* the message of the APPEND being read (after login) */
+    char *spool_dir;           /* <state_dir>/spool, where it spills */
     struct buf out;
     struct buf in; /* input that arrived while an action ran */
     struct imap_cmd *cur;
@@ -97,6 +101,7 @@ struct imap_session {
     bool tls, readonly, condstore, qresync, compress, busy, shutdown_pending;
     bool watch_update; /* the selected folder changed: re-register the watch */
     bool changed;      /* a watcher reported a change while busy */
+    atomic_bool cancelled; /* the client went away: work stops at its next check */
     void (*wake)(void *ud);
     void *wake_ud;
 };

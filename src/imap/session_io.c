@@ -1,7 +1,9 @@
 /* session_io.c: the thin I/O owner of the IMAP session machine
  * (session.h) on net.h: feeds plaintext in, writes replies out (through
  * DEFLATE after COMPRESS), performs the machine's actions - logins via
- * store_login_async, command work on libuv's worker pool, STARTTLS, the
+ * store_login_async, command work on libuv's worker pool (SEARCH on the
+ * separate slow pool, core/workpool.h, reading on so that a hang-up cancels
+ * it), STARTTLS, the
  * TURN credential fetch over chatmail-turn's unix socket (uv_pipe +
  * 5 s timer, never blocking the loop) - and keeps one timer per
  * connection. Reading pauses while an action runs; a long FETCH resumes
@@ -14,6 +16,7 @@
 
 #include "core/config.h"
 #include "core/limits.h"
+#include "core/workpool.h"
 #include "imap/imap.h"
 #include "imap/session.h"
 #include "store/store.h"
@@ -32,6 +35,7 @@ struct io {
     struct conn *c;
     struct imap_session *s;
     uv_work_t work;
+    struct workpool_job slow; /* the same work on the slow pool (SEARCH) */
     enum imap_work_result work_result; /* written by the worker, read in after_work */
     struct store_login_req *login;
     struct turn_req *turn;
@@ -238,10 +242,24 @@ static void after_work(uv_work_t *w, int status)
     step(io);
 }
 
+static void slow_work_cb(struct workpool_job *j)
+{
+    struct io *io = j->data;
+    io->work_result = imap_session_work(io->s);
+}
+
+static void slow_done_cb(struct workpool_job *j) { after_work(&((struct io *)j->data)->work, 0); }
+
 static void start_work(struct io *io)
 {
     io->work.data = io;
     io->working = true;
+    if (imap_session_work_slow(io->s)) {
+        struct workpool *p = workpool_get(net_loop(), LIM_IMAP_SLOW_WORKERS);
+        io->slow = (struct workpool_job){.work = slow_work_cb, .done = slow_done_cb, .data = io};
+        if (p && workpool_submit(p, &io->slow) == 0)
+            return;
+    }
     if (uv_queue_work(net_loop(), &io->work, work_cb, after_work) < 0) {
         io->working = false;
         conn_close(io->c);
@@ -340,8 +358,12 @@ static void step(struct io *io)
         conn_set_timeout(io->c, imap_session_timeout_ms(io->s));
         return;
     }
-    if (a != IMAP_ACT_STARTTLS)
-        conn_pause(io->c); /* the handshake itself needs reading */
+    /* Reading pauses while an action runs (the handshake itself needs
+     * reading). Slow work keeps reading so that a client that hangs up is
+     * seen at once and its SEARCH cancelled; what it sends meanwhile is
+     * buffered up to one line, then reading pauses (io_data). */
+    if (a != IMAP_ACT_STARTTLS && !(a == IMAP_ACT_WORK && imap_session_work_slow(io->s)))
+        conn_pause(io->c);
     if (a == IMAP_ACT_CLOSE) {
         conn_close(io->c);
     } else if (a == IMAP_ACT_LOGIN) {
@@ -395,6 +417,8 @@ static void io_data(void *ud, const char *p, size_t n)
     feed(io, p, n); /* buffered by the machine while an action runs */
     if (!io->working && !io->login && !io->turn)
         step(io);
+    else if (io->working && imap_session_pending_input(io->s)->len > LIM_IMAP_LINE)
+        conn_pause(io->c); /* resumed by step() once the work is done */
 }
 
 static void io_starttls_done(void *ud)
@@ -453,6 +477,7 @@ static void io_closed(void *ud)
     io->turn = NULL;
     if (io->working) {
         io->gone = true; /* freed when the worker is done */
+        imap_session_cancel(io->s);
         return;
     }
     io_free(io);

@@ -143,8 +143,12 @@ struct store_login_req *store_login_async(uv_loop_t *loop, const struct config *
 /* The callback of req will not run; req must not be used afterwards. */
 void store_login_cancel(struct store_login_req *req);
 /* Bounds on logins in flight: overall and per client IP (0 = default:
- * 2 x UV_THREADPOOL_SIZE overall; 8 per IP, at most half the overall
- * bound). Loop thread only. The config must outlive every request. */
+ * UV_THREADPOOL_SIZE - 1 overall, so that logins never hold every libuv
+ * worker and deliveries, SMTP and fsyncs always find one (issue 16); 8 per
+ * IP, at most half the overall bound, rounded up). Logins beyond wait on
+ * the loop, holding no worker. Argon2 itself runs at most
+ * LIM_PW_ARGON2_PARALLEL at once. Loop thread only. The config must
+ * outlive every request. */
 void store_login_set_limits(unsigned total, unsigned per_ip);
 /* Logins currently in flight (for metrics and tests). */
 unsigned store_login_in_flight(void);

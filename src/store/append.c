@@ -4,7 +4,10 @@
  * the internal date, renamed into cur/ (when flags are given, with the
  * ":2," suffix) or new/, and that directory fsynced; only then is the file
  * indexed and STORE_OK returned. A crash before the directory fsync leaves
- * at most a file in tmp/, which expiry cleans. Worker thread. */
+ * at most a file in tmp/, which expiry cleans. Worker thread. A message
+ * given as a file (store_append_fd: IMAP's spool) is copied in 64 KiB
+ * chunks, never mapped or read whole (with store_compress, the caller maps
+ * it: gzip needs the whole input). */
 #include "store/mailbox.h"
 #include "store/maildir.h"
 
@@ -29,12 +32,68 @@ static unsigned md_flags(uint32_t f)
 }
 
 /* tmp/<base> with the bytes, fsynced, mtime = idate. */
-static int write_tmp(const char *tmp, const struct buf *data, int64_t idate, bool sync)
+/* The message: bytes in memory, or (src_fd >= 0) a file read in chunks,
+ * so that a large APPEND is never whole in this process's memory. */
+struct msg_src {
+    const void *p;
+    int fd;
+    size_t len;
+};
+
+static int copy_from_fd(int out, int in, size_t len)
+{
+    char b[65536];
+    for (size_t off = 0; off < len;) {
+        size_t want = len - off < sizeof b ? len - off : sizeof b;
+        ssize_t n = pread(in, b, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* the spool file is shorter than said */
+            return -1;
+        }
+        if (fileio_write_all(out, b, (size_t)n) < 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* mdname_vsize over a file, in chunks. */
+static int vsize_fd(int in, size_t len, uint64_t *out)
+{
+    char b[65536];
+    uint64_t v = len;
+    char prev = '\0';
+    for (size_t off = 0; off < len;) {
+        size_t want = len - off < sizeof b ? len - off : sizeof b;
+        ssize_t n = pread(in, b, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        for (ssize_t i = 0; i < n; i++) { /* a bare LF counts as CRLF */
+            if (b[i] == '\n' && prev != '\r')
+                v++;
+            prev = b[i];
+        }
+        off += (size_t)n;
+    }
+    *out = v;
+    return 0;
+}
+
+static int write_tmp(const char *tmp, const struct msg_src *src, int64_t idate, bool sync)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    int rc = fileio_write_all(fd, data->data, data->len);
+    int rc = src->fd >= 0 ? copy_from_fd(fd, src->fd, src->len)
+                          : fileio_write_all(fd, src->p, src->len);
     if (rc == 0 && idate > 0) {
         struct timespec ts[2] = {{(time_t)idate, 0}, {(time_t)idate, 0}};
         rc = futimens(fd, ts);
@@ -54,28 +113,36 @@ static int write_tmp(const char *tmp, const struct buf *data, int64_t idate, boo
 }
 
 /* Writes the file durably; name gets its final name, *in_cur its place. */
-static int place_file(const char *dir, const void *msg, size_t len, uint32_t flags,
+static int place_file(const char *dir, const struct msg_src *src, uint32_t flags,
                       int64_t idate, const struct store_opts *o, char *name, size_t cap,
                       bool *in_cur)
 {
     char base[MDNAME_MAX + 1];
     struct buf data = {0}, tmp = {0}, dst = {0}, sub = {0};
     int rc = -1;
+    const void *msg = src->p;
+    size_t len = src->len;
+    uint64_t vsize = 0;
     *in_cur = flags != 0;
-    if (mdname_new(base, sizeof base, len, mdname_vsize(msg, len)) < 0 ||
+    if (src->fd >= 0 ? vsize_fd(src->fd, len, &vsize) < 0 : (vsize = mdname_vsize(msg, len), 0))
+        goto out;
+    if (mdname_new(base, sizeof base, len, vsize) < 0 ||
         (*in_cur ? mdname_set_flags(name, cap, base, md_flags(flags), flags >> 5) < 0
                  : snprintf(name, cap, "%s", base) >= (int)cap)) {
         errno = ENAMETOOLONG;
         goto out;
     }
-    if ((o->compress ? gz_compress(msg, len, &data) : buf_append(&data, msg, len)) < 0 ||
+    /* uncompressed, the bytes go to the file as they are (no copy in
+     * memory: an APPEND's message may be a mapped spool file) */
+    if ((o->compress && src->fd < 0 && gz_compress(msg, len, &data) < 0) ||
         buf_printf(&tmp, "%s/tmp/%s", dir, base) < 0 ||
         buf_printf(&sub, "%s/%s", dir, *in_cur ? "cur" : "new") < 0 ||
         buf_printf(&dst, "%s/%s", sub.data, name) < 0) {
         errno = ENOMEM;
         goto out;
     }
-    if (write_tmp(tmp.data, &data, idate, !o->no_fsync) < 0)
+    struct msg_src gz = {data.data, -1, data.len};
+    if (write_tmp(tmp.data, o->compress && src->fd < 0 ? &gz : src, idate, !o->no_fsync) < 0)
         goto out;
     if (rename(tmp.data, dst.data) < 0) {
         int e = errno;
@@ -98,11 +165,35 @@ out:
     return rc;
 }
 
+static enum store_status append_src(struct mailbox *mb, const char *account_dir,
+                                    const struct msg_src *src, uint32_t flags, int64_t idate,
+                                    const struct store_opts *o, uint32_t *uid_out,
+                                    uint64_t *modseq_out, int *err_out);
+
 enum store_status store_append(struct mailbox *mb, const char *account_dir, const void *msg,
                                size_t len, uint32_t flags, int64_t idate,
                                const struct store_opts *o, uint32_t *uid_out,
                                uint64_t *modseq_out, int *err_out)
 {
+    struct msg_src src = {msg, -1, len};
+    return append_src(mb, account_dir, &src, flags, idate, o, uid_out, modseq_out, err_out);
+}
+
+enum store_status store_append_fd(struct mailbox *mb, const char *account_dir, int fd,
+                                  size_t len, uint32_t flags, int64_t idate,
+                                  const struct store_opts *o, uint32_t *uid_out,
+                                  uint64_t *modseq_out, int *err_out)
+{
+    struct msg_src src = {NULL, fd, len};
+    return append_src(mb, account_dir, &src, flags, idate, o, uid_out, modseq_out, err_out);
+}
+
+static enum store_status append_src(struct mailbox *mb, const char *account_dir,
+                                    const struct msg_src *src, uint32_t flags, int64_t idate,
+                                    const struct store_opts *o, uint32_t *uid_out,
+                                    uint64_t *modseq_out, int *err_out)
+{
+    size_t len = src->len;
     uint64_t limit = quota_limit_bytes(o->max_mailbox_size_mb);
     bool reserved = false;
     *err_out = 0;
@@ -122,7 +213,7 @@ enum store_status store_append(struct mailbox *mb, const char *account_dir, cons
     bool in_cur;
     int rc = folder_path(account_dir, mailbox_name(mb), &dir);
     if (rc == 0)
-        rc = place_file(dir.data, msg, len, flags, idate, o, name, sizeof name, &in_cur);
+        rc = place_file(dir.data, src, flags, idate, o, name, sizeof name, &in_cur);
     if (rc < 0)
         *err_out = errno ? errno : EIO;
     buf_free(&dir);

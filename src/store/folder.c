@@ -151,7 +151,9 @@ int folder_rename(const char *account_dir, const char *from, const char *to, con
         *err = "mailbox already exists";
         goto out;
     }
-    if (rename_one(account_dir, from, to) < 0 || folder_list(account_dir, &names, err) < 0)
+    /* The children are listed before the parent moves: renaming A to A.B
+     * would otherwise find A.B itself among A's children (A.B.B). */
+    if (folder_list(account_dir, &names, err) < 0 || rename_one(account_dir, from, to) < 0)
         goto out;
     rc = 0;
     for (size_t i = 0; names[i]; i++) { /* children: from.x -> to.x */

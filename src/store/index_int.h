@@ -147,6 +147,7 @@ struct mailbox {
     size_t n, cap;
     char *keywords[26];
     struct buf scratch;        /* paths, reused */
+    uint64_t quota_limit;      /* bytes; 0 = COPY unchecked (mailbox_set_quota) */
 };
 
 /* Full rescan of new/ and cur/ into the index; skipped when the directory

@@ -159,9 +159,9 @@ static unsigned default_total(void)
     long pool = env ? strtol(env, NULL, 10) : 4;
     if (pool < 1)
         pool = 4;
-    if (pool > LIM_LOGIN_INFLIGHT_CAP / 2)
-        pool = LIM_LOGIN_INFLIGHT_CAP / 2;
-    return (unsigned)pool * 2;
+    if (pool > LIM_LOGIN_INFLIGHT_CAP)
+        pool = LIM_LOGIN_INFLIGHT_CAP;
+    return pool > 1 ? (unsigned)pool - 1 : 1; /* one worker always left for the rest */
 }
 
 void store_login_set_limits(unsigned total, unsigned per_ip)
@@ -184,9 +184,9 @@ static unsigned per_ip_limit(unsigned total)
 {
     if (limit_per_ip)
         return limit_per_ip;
-    /* default: 8, and never the whole pool for one address */
-    return total / 2 < LIM_LOGIN_PER_IP_DEFAULT ? (total / 2 ? total / 2 : 1)
-                                                : LIM_LOGIN_PER_IP_DEFAULT;
+    /* default: 8, and at most half of the bound (rounded up) for one address */
+    unsigned half = (total + 1) / 2;
+    return half < LIM_LOGIN_PER_IP_DEFAULT ? (half ? half : 1) : LIM_LOGIN_PER_IP_DEFAULT;
 }
 
 /* Counts a new login for ip; returns -1 when a bound is reached. */

@@ -142,8 +142,15 @@ int mailbox_append_file(struct mailbox *mb, bool in_cur, const char *fname,
                         uint32_t *uid_out, uint64_t *modseq_out, const char **err);
 
 /* COPY/MOVE: hard-links (or copies) the message into dst's cur/ under a new
- * Dovecot-style name with the same flags and sizes, and indexes it there.
- * Move expunges the source afterwards. *dst_uid set on success. */
+ * Dovecot-style name with the same flags, sizes and mtime (internal date),
+ * and indexes it there. Move expunges the source afterwards. *dst_uid set
+ * on success. A copy counts against the account's quota (the shared quota
+ * cache): with a limit set on dst (mailbox_set_quota) it is refused with
+ * MAILBOX_EQUOTA (*err = QUOTA_REASON, nothing written) when it would take
+ * the account over it; a MOVE within one account adds nothing and is not
+ * refused. Otherwise -1 on error. */
+#define MAILBOX_EQUOTA (-2)
+void mailbox_set_quota(struct mailbox *mb, uint64_t limit_bytes);
 int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst,
                  uint32_t *dst_uid, const char **err);
 int mailbox_move(struct mailbox *src, uint32_t uid, struct mailbox *dst,

@@ -171,7 +171,10 @@ static int row_for_file(struct mailbox *mb, bool in_cur, const char *fname, stru
     r->size = nm.size ? (uint32_t)(nm.size > UINT32_MAX ? UINT32_MAX : nm.size)
                       : (uint32_t)(st.st_size > UINT32_MAX ? UINT32_MAX : st.st_size);
     r->vsize = nm.vsize ? (uint32_t)(nm.vsize > UINT32_MAX ? UINT32_MAX : nm.vsize) : r->size;
-    r->idate = nm.secs > 0 && nm.secs <= UINT32_MAX ? (uint32_t)nm.secs : (uint32_t)st.st_mtime;
+    /* internal date = the file's mtime, as Dovecot's Maildir (APPEND sets
+     * it to the given date; COPY keeps the source's) */
+    r->idate = st.st_mtime > 0 && st.st_mtime <= UINT32_MAX ? (uint32_t)st.st_mtime
+               : nm.secs > 0 && nm.secs <= UINT32_MAX ? (uint32_t)nm.secs : 0;
     return 0;
 }
 
@@ -208,11 +211,17 @@ int mailbox_append_file(struct mailbox *mb, bool in_cur, const char *fname, uint
     return 0;
 }
 
+/* A copy of the file keeps its mtime: the message's internal date. */
 static int copy_bytes(const char *from, const char *to)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    struct stat st;
     if (in < 0)
         return -1;
+    if (fstat(in, &st) < 0) {
+        close(in);
+        return -1;
+    }
     out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out >= 0) {
         char b[65536];
@@ -222,6 +231,10 @@ static int copy_bytes(const char *from, const char *to)
             if (n < 0 && errno == EINTR)
                 continue;
             rc = n < 0 || write(out, b, (size_t)n) != n ? -1 : 0;
+        }
+        if (rc == 0) {
+            struct timespec ts[2] = {st.st_atim, st.st_mtim};
+            rc = futimens(out, ts);
         }
         if (rc == 0)
             rc = fsync(out);
@@ -234,14 +247,19 @@ static int copy_bytes(const char *from, const char *to)
     return rc;
 }
 
-int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
-                 const char **err)
+void mailbox_set_quota(struct mailbox *mb, uint64_t limit_bytes) { mb->quota_limit = limit_bytes; }
+
+/* charge: the copy adds to the account's usage (COPY), checked against
+ * dst's quota limit first; a MOVE within the account adds nothing. */
+static int copy_msg(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
+                    bool charge, const char **err)
 {
     struct buf strings = {0}, from = {0}, name = {0}, to = {0};
     struct idx_row r;
     char info[80];
     uint64_t ms;
     int rc = -1;
+    bool reserved = false;
     *err = "no such message";
     if (mailbox_msg_path(src, uid, &from) < 0 || idx_get(src->ix, uid, &r, &strings) != 0)
         goto out;
@@ -250,13 +268,29 @@ int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_
         idxname_generate(&name, r.size, r.vsize) < 0 || buf_printf(&name, ":%s", info) < 0 ||
         buf_printf(&to, "%s/cur/%s", dst->dir, name.data) < 0)
         goto out;
-    if (link(from.data, to.data) < 0 && copy_bytes(from.data, to.data) < 0)
+    if (charge && dst->quota_limit) {
+        struct quota_cache *qc = quota_cache_shared();
+        int q = qc ? quota_reserve(qc, dst->account_dir, r.size, dst->quota_limit) : -1;
+        if (q == 1) {
+            *err = QUOTA_REASON;
+            rc = MAILBOX_EQUOTA;
+            goto out;
+        }
+        reserved = q == 0;
+    }
+    if (link(from.data, to.data) < 0 && copy_bytes(from.data, to.data) < 0) {
+        if (reserved)
+            quota_changed(dst->account_dir, -(int64_t)r.size);
         goto out;
+    }
     rc = mailbox_append_file(dst, true, name.data, dst_uid, &ms, err);
-    if (rc < 0)
+    if (rc < 0) {
         unlink(to.data);
-    else
+        if (reserved)
+            quota_changed(dst->account_dir, -(int64_t)r.size);
+    } else if (!reserved) {
         quota_changed(dst->account_dir, (int64_t)r.size); /* a link counts as a copy */
+    }
 out:
     buf_free(&strings);
     buf_free(&from);
@@ -269,9 +303,17 @@ int mailbox_move(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_
                  const char **err)
 {
     uint64_t ms;
-    if (mailbox_copy(src, uid, dst, dst_uid, err) < 0)
-        return -1;
+    bool same_account = strcmp(src->account_dir, dst->account_dir) == 0;
+    int rc = copy_msg(src, uid, dst, dst_uid, !same_account, err);
+    if (rc < 0)
+        return rc;
     return mailbox_expunge(src, uid, &ms, err);
+}
+
+int mailbox_copy(struct mailbox *src, uint32_t uid, struct mailbox *dst, uint32_t *dst_uid,
+                 const char **err)
+{
+    return copy_msg(src, uid, dst, dst_uid, true, err);
 }
 
 struct vanished_ctx {

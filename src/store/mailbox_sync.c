@@ -109,11 +109,13 @@ static int scan_push(struct scan *sc, const char *name, const struct idxname *nm
     e->secs = nm->secs;
     e->usecs = nm->usecs;
     e->idate = nm->secs >= 0 && nm->secs <= UINT32_MAX ? (uint32_t)nm->secs : 0;
+    /* internal date = the file's mtime (Dovecot's Maildir); the name's
+     * time only when the file cannot be stat'ed */
     struct stat st;
-    if ((!e->size || !e->idate) && fstatat(dfd, name, &st, 0) == 0) {
+    if (fstatat(dfd, name, &st, 0) == 0) {
         if (!e->size)
             e->size = st.st_size > UINT32_MAX ? UINT32_MAX : (uint32_t)st.st_size;
-        if (!e->idate)
+        if (st.st_mtime > 0 && st.st_mtime <= UINT32_MAX)
             e->idate = (uint32_t)st.st_mtime;
     }
     if (!e->vsize)

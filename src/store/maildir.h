@@ -197,6 +197,12 @@ enum store_status store_append(struct mailbox *mb, const char *account_dir, cons
                                size_t len, uint32_t flags, int64_t idate,
                                const struct store_opts *o, uint32_t *uid_out,
                                uint64_t *modseq_out, int *err_out);
+/* The same with the message in the file fd (len bytes from offset 0), read
+ * in chunks: not for o->compress (map the file and use store_append). */
+enum store_status store_append_fd(struct mailbox *mb, const char *account_dir, int fd,
+                                  size_t len, uint32_t flags, int64_t idate,
+                                  const struct store_opts *o, uint32_t *uid_out,
+                                  uint64_t *modseq_out, int *err_out);
 
 /* Takes back the local copies that store_deliver made of a message that
  * will not be acknowledged after all (another part of the transaction

@@ -84,7 +84,10 @@ def test_moved_and_copied_mail_counts_once_each(server):
     for _ in range(3):
         assert s.sendmail(ALICE, [BOB], msg) == {}
     m.select("INBOX")
-    assert m.uid("COPY", "1", "Archive")[0] == "OK"   # 4 x 300 KB > 1 MiB on disk now
+    # a 4th 300 KB copy would take the account over 1 MiB: refused (issue 16)
+    typ, data = m.uid("COPY", "1", "Archive")
+    assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), data
+    assert m.uid("COPY", "1", "INBOX")[0] == "NO"
     assert m.uid("MOVE", "2:3", "Archive")[0] == "OK"
     m.select("Archive")
     assert m.uid("STORE", "1:*", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"

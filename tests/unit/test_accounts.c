@@ -471,16 +471,20 @@ TEST(async_busy_bounds)
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(many[accepted - 1].result, STORE_LOGIN_OK);
     CHECK_INT_EQ(many[accepted].calls, 0);
-    /* defaults: 2 x pool size overall, one IP gets at most half of it at once */
+    /* defaults: pool size - 1 overall (one libuv worker always left for
+     * deliveries and fsyncs), one IP gets at most half of it (rounded up) */
     store_login_set_limits(0, 0);
     setenv("UV_THREADPOOL_SIZE", "4", 1);
-    struct cb_rec d[5];
+    struct cb_rec d[6];
     memset(d, 0, sizeof d);
     for (int i = 0; i < 5; i++)
         CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.5", on_login, &d[i]));
-    CHECK_INT_EQ(store_login_in_flight(), 4);
+    CHECK_INT_EQ(store_login_in_flight(), 2);
+    CHECK(store_login_async(&loop, &cfg, "asyncuser@example.org", "password123", "192.0.2.6",
+                            on_login, &d[5]));
+    CHECK_INT_EQ(store_login_in_flight(), 3);
     uv_run(&loop, UV_RUN_DEFAULT);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         CHECK_INT_EQ(d[i].result, STORE_LOGIN_OK);
     uv_loop_close(&loop);
 }

@@ -47,6 +47,49 @@ TEST(reader_bounds)
     imap_reader_free(&r);
 }
 
+/* A refused command's tag is kept for a tagged BAD. An APPEND literal over
+ * max_literal streams into the spool (not the command) when allowed; other
+ * commands' literals are still refused. */
+TEST(reader_ext_literal_and_error_tag)
+{
+    struct imap_reader r;
+    struct spool sp;
+    spool_init(&sp, "/tmp");
+    sp.mem_max = 4; /* spills to a file at once */
+    imap_reader_init(&r, 10);
+    size_t used, len;
+    CHECK_INT_EQ(feed(&r, "t1 LOGIN {25000000}\r\n", &used), IMAP_READ_ERROR);
+    CHECK_STR_EQ(r.error_tag, "t1");
+    imap_reader_next(&r);
+    imap_reader_set_ext(&r, &sp, 100);
+    CHECK_INT_EQ(feed(&r, "t2 SETMETADATA x {20}\r\n", &used), IMAP_READ_ERROR);
+    CHECK_STR_EQ(r.error_tag, "t2");
+    imap_reader_next(&r);
+    CHECK_INT_EQ(feed(&r, "t3 APPEND INBOX (\\Seen) {101}\r\n", &used), IMAP_READ_ERROR);
+    imap_reader_next(&r);
+    CHECK_INT_EQ(feed(&r, "t4 APPEND INBOX {20}\r\n", &used), IMAP_READ_CONTINUE);
+    CHECK_INT_EQ(feed(&r, "0123456789abcdefghij\r\n", &used), IMAP_READ_COMMAND);
+    const char *cmd = imap_reader_command(&r, &len);
+    CHECK(len == strlen("t4 APPEND INBOX {20}") && memcmp(cmd, "t4 APPEND INBOX {20}", len) == 0);
+    CHECK(imap_reader_ext_marker(&r) == cmd + strlen("t4 APPEND INBOX "));
+    CHECK_INT_EQ(sp.size, 20);
+    CHECK(sp.fd >= 0); /* on disk, not in memory */
+    const char *data;
+    size_t n;
+    CHECK_INT_EQ(spool_view(&sp, &data, &n), 0);
+    CHECK(n == 20 && memcmp(data, "0123456789abcdefghij", 20) == 0);
+    struct imap_args a;
+    const char *err;
+    CHECK_INT_EQ(imap_parse_args_ext(cmd + 10, len - 10, imap_reader_ext_marker(&r), &a, &err), 0);
+    CHECK_INT_EQ(a.n, 2);
+    CHECK(a.v[1].type == IMAP_ARG_LITERAL && a.v[1].ext && a.v[1].len == 0);
+    imap_args_free(&a);
+    imap_reader_next(&r);
+    CHECK(imap_reader_ext_marker(&r) == NULL);
+    spool_reset(&sp);
+    imap_reader_free(&r);
+}
+
 TEST(parse_args)
 {
     const char *text = "1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)]<0.100>) "
@@ -125,6 +168,7 @@ int main(void)
 {
     RUN(reader_lines_and_literals);
     RUN(reader_bounds);
+    RUN(reader_ext_literal_and_error_tag);
     RUN(parse_args);
     RUN(parse_bracket_without_section);
     RUN(parse_errors);

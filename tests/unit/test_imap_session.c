@@ -295,6 +295,36 @@ TEST(bodystructure_multipart)
     imap_mime_free(&top);
 }
 
+/* Before login a literal beyond a few KiB gets a tagged BAD and no "+"
+ * (synchronising or not); after login an APPEND's big message streams into
+ * the spool and is stored, other commands' literals stay bounded. */
+TEST(literal_bounds_by_state)
+{
+    cfg.state_dir = root;
+    struct imap_session *s = imap_session_new(&cfg, true, wake, NULL);
+    io(s, "");
+    CHECK_STR_EQ(io(s, "a LOGIN {25000000}\r\n"),
+                 "a BAD Error in IMAP command: Literal too large.\r\n");
+    CHECK_STR_EQ(io(s, "b LOGIN {25000000+}\r\nxxxx"),
+                 "b BAD Error in IMAP command: Literal too large.\r\n");
+    imap_session_free(s);
+    s = imap_session_new(&cfg, true, wake, NULL);
+    io(s, "");
+    CHECK(strstr(io(s, "a LOGIN userb5678@example.org password123\r\n"), "a OK") != NULL);
+    static char big[300000];
+    memset(big, 'y', sizeof big);
+    memcpy(big, "Subject: x\r\n\r\n", 14);
+    CHECK(strncmp(io(s, "c APPEND INBOX {300000}\r\n"), "+ OK", 4) == 0);
+    imap_session_input(s, big, sizeof big);
+    const char *r = io(s, "\r\n");
+    CHECK(strstr(r, "c OK [APPENDUID ") != NULL);
+    CHECK(imap_session_footprint(s) < 200000); /* the message was never in memory whole */
+    CHECK(strstr(io(s, "d SETMETADATA INBOX (/private/comment {70000}\r\n"),
+                 "d BAD Error in IMAP command: Literal too large.") != NULL);
+    imap_session_free(s);
+    cfg.state_dir = NULL;
+}
+
 int main(void)
 {
     setup();
@@ -308,6 +338,7 @@ int main(void)
     RUN(list_wildcards);
     RUN(seqsets);
     RUN(bodystructure_multipart);
+    RUN(literal_bounds_by_state);
     teardown();
     return check_report();
 }

@@ -5,12 +5,14 @@
  * expunge and VANISHED, two sessions, COPY/MOVE, folders. */
 #include "check.h"
 #include "store/mailbox.h"
+#include "store/maildir.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char adir[256];
@@ -75,12 +77,24 @@ static struct mailbox *open_inbox(void)
     return mb;
 }
 
+static void set_mtime(const char *sub, const char *name, time_t t)
+{
+    char p[1024];
+    snprintf(p, sizeof(p), "%s/%s/%s", adir, sub, name);
+    struct timespec ts[2] = {{t, 0}, {t, 0}};
+    CHECK_INT_EQ(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
 static void three_messages(void)
 {
-    /* created out of order: UIDs follow the name timestamps */
+    /* created out of order: UIDs follow the name timestamps; the mtimes
+     * (internal dates) are the delivery times, as a delivery leaves them */
     put_file(adir, "new", "1700000300.M3P9Q1.host,S=2,W=2", "m3");
     put_file(adir, "new", "1700000100.M1P9Q1.host,S=2,W=2", "m1");
     put_file(adir, "cur", "1700000200.M2P9Q1.host,S=2,W=2:2,S", "m2");
+    set_mtime("new", "1700000300.M3P9Q1.host,S=2,W=2", 1700000300);
+    set_mtime("new", "1700000100.M1P9Q1.host,S=2,W=2", 1700000100);
+    set_mtime("cur", "1700000200.M2P9Q1.host,S=2,W=2:2,S", 1700000200);
 }
 
 static void check_bodies(struct mailbox *mb, const uint32_t *uids, const char *const *bodies,
@@ -517,6 +531,87 @@ TEST(copy_and_move)
     rm_rf(adir);
 }
 
+/* Internal date is the file's mtime (Dovecot's Maildir), not the name's
+ * time; COPY (link or byte copy) keeps it. */
+TEST(internal_date_is_mtime_and_copy_keeps_it)
+{
+    new_account();
+    put_file(adir, "new", "1700000100.M1P9Q1.host,S=2,W=2", "m1");
+    set_mtime("new", "1700000100.M1P9Q1.host,S=2,W=2", 1500000000);
+    const char *err;
+    CHECK_INT_EQ(folder_create(adir, "Archive", &err), 0);
+    struct mailbox *in = open_inbox(), *ar = NULL;
+    CHECK_INT_EQ(mailbox_open(adir, "Archive", &ar, &err), 0);
+    if (!in || !ar)
+        return;
+    CHECK_INT_EQ(mailbox_msgs(in)[0].idate, 1500000000);
+    uint32_t nu;
+    CHECK_INT_EQ(mailbox_copy(in, 1, ar, &nu, &err), 0);
+    CHECK_INT_EQ(mailbox_refresh(ar, NULL, NULL, &err), 0);
+    CHECK_INT_EQ(mailbox_count(ar), 1);
+    CHECK_INT_EQ(mailbox_msgs(ar)[0].idate, 1500000000);
+    mailbox_close(in);
+    mailbox_close(ar);
+    rm_rf(adir);
+}
+
+/* COPY counts against the quota in the store: refused with
+ * MAILBOX_EQUOTA when over the limit, nothing written; MOVE within the
+ * account is free. */
+TEST(copy_over_quota_refused)
+{
+    new_account();
+    three_messages(); /* 3 x 2 bytes */
+    const char *err;
+    CHECK_INT_EQ(folder_create(adir, "Archive", &err), 0);
+    struct mailbox *in = open_inbox(), *ar = NULL;
+    CHECK_INT_EQ(mailbox_open(adir, "Archive", &ar, &err), 0);
+    if (!in || !ar)
+        return;
+    uint64_t used = 0;
+    CHECK_INT_EQ(quota_usage(quota_cache_shared(), adir, &used), 0);
+    CHECK_INT_EQ(used, 6);
+    mailbox_set_quota(ar, 7);
+    uint32_t nu;
+    CHECK_INT_EQ(mailbox_copy(in, 1, ar, &nu, &err), MAILBOX_EQUOTA);
+    CHECK_INT_EQ(quota_usage(quota_cache_shared(), adir, &used), 0);
+    CHECK_INT_EQ(used, 6);
+    CHECK_INT_EQ(mailbox_refresh(ar, NULL, NULL, &err), 0);
+    CHECK_INT_EQ(mailbox_count(ar), 0);
+    CHECK_INT_EQ(mailbox_move(in, 1, ar, &nu, &err), 0); /* net zero */
+    CHECK_INT_EQ(quota_usage(quota_cache_shared(), adir, &used), 0);
+    CHECK_INT_EQ(used, 6);
+    mailbox_set_quota(ar, 8);
+    CHECK_INT_EQ(mailbox_copy(in, 2, ar, &nu, &err), 0);
+    CHECK_INT_EQ(quota_usage(quota_cache_shared(), adir, &used), 0);
+    CHECK_INT_EQ(used, 8);
+    mailbox_close(in);
+    mailbox_close(ar);
+    quota_changed_unknown(adir);
+    rm_rf(adir);
+}
+
+/* folder_rename(A -> A.B) moved A's new child A.B again (A.B.B). */
+TEST(rename_into_own_child_name)
+{
+    new_account();
+    const char *err;
+    char **names = NULL;
+    CHECK_INT_EQ(folder_create(adir, "A", &err), 0);
+    CHECK_INT_EQ(folder_create(adir, "A.C", &err), 0);
+    CHECK_INT_EQ(folder_rename(adir, "A", "A.B", &err), 0);
+    CHECK_INT_EQ(folder_list(adir, &names, &err), 0);
+    if (names) {
+        CHECK_STR_EQ(names[0], "INBOX");
+        CHECK_STR_EQ(names[1], "A.B");
+        CHECK(names[2] != NULL && strcmp(names[2], "A.B.C") == 0);
+        CHECK(names[2] == NULL || names[3] == NULL);
+    }
+    folder_list_free(names);
+    CHECK(!exists(adir, ".A.B.B"));
+    rm_rf(adir);
+}
+
 TEST(folders)
 {
     new_account();
@@ -613,6 +708,9 @@ int main(void)
     RUN(expunge_records_vanished);
     RUN(two_sessions_see_each_other);
     RUN(copy_and_move);
+    RUN(internal_date_is_mtime_and_copy_keeps_it);
+    RUN(copy_over_quota_refused);
+    RUN(rename_into_own_child_name);
     RUN(folders);
     RUN(keywords_file);
     RUN(view_memory_is_small);
