@@ -858,6 +858,8 @@ static int next_line(struct smtp_session *s, const char **line, size_t *len)
     if (s->skipping)
         return skip_long_line(s);
     size_t limit = auth_state(s) ? LIM_SMTP_AUTH_LINE : LIM_SMTP_LINE;
+    if (!s->in.data) /* nothing buffered yet (or dropped at STARTTLS) */
+        return 0;
     const char *base = s->in.data + s->in_off;
     size_t avail = s->in.len - s->in_off;
     const char *lf = avail > s->scan ? memchr(base + s->scan, '\n', avail - s->scan) : NULL;
