@@ -6,7 +6,7 @@
 
 /* --- network and connections --- */
 #define LIM_READ_CHUNK           (64 * 1024)  /* one shared read buffer on the loop */
-#define LIM_CONN_OUTBUF_MAX      (4 * 1024 * 1024) /* unsent bytes before reads pause */
+#define LIM_CONN_OUTBUF_MAX      (256 * 1024) /* unsent bytes before reads pause (a bound per connection) */
 #define LIM_CONN_TOTAL_MAX       60000        /* hard cap on open sockets */
 #define LIM_FD_RESERVE_MIN       16     /* descriptors kept for sessions' files and logs */
 #define LIM_REFUSE_LOG_MS        10000  /* "connections refused" at most this often */
