@@ -85,6 +85,7 @@ def test_per_connection_constant(server, kind):
         s.sendall(f"GET / HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n".encode())
         return expect_line(s, b"HTTP/1.1 200")
 
+    print(f"idle server RSS: {rss_kib(srv.pid)} KiB")
     got = per_conn(srv, {"hs": hs, "imap": imap, "smtp": smtp, "http": http}[kind])
     print(f"{kind}: {got} bytes per connection")
     assert got <= LIMITS[kind], (kind, got, LIMITS[kind])
