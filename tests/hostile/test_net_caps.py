@@ -157,3 +157,36 @@ def test_http_per_address_cap_below_total(server):
     finally:
         for s in hog:
             s.close()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not __import__("os").environ.get("CM_HOSTILE_FULL"),
+                    reason="full scale (issue 16's figures): set CM_HOSTILE_FULL=1")
+def test_full_scale_20000_half_open_default_caps(server):
+    """Issue 16's own figures with the default caps (IMAP 10,000, 2,000 per
+    address): 3 x 6,600 idle TCP connections to 993 from three addresses;
+    a fourth address logs in. Needs RLIMIT_NOFILE >= 20,500 here."""
+    if raise_nofile() < 20500 - 600:
+        pytest.skip("needs ~20,000 descriptors")
+    srv = server()
+    socks = []
+    try:
+        t0 = time.monotonic()
+        for ip in ATTACKERS:
+            for _ in range(6600):
+                socks.append(tcp_from(ip, srv.port("imaps")))
+        opened_s = time.monotonic() - t0
+        time.sleep(2)
+        open_ = sum(not closed_by_server(s) for s in socks)
+        assert open_ == 3 * 2000, open_
+        t0 = time.monotonic()
+        with tls_from(VICTIM, srv.port("imaps")) as c:
+            assert c.readline().startswith("* OK")
+            assert c.imap_cmd("a", f'LOGIN "victim123@{DOMAIN}" "password1234"')[1].startswith("a OK")
+        login_s = time.monotonic() - t0
+        print(f"{len(socks)} connections opened in {opened_s:.1f} s, {open_} kept; "
+              f"a fourth address logged in in {login_s:.2f} s")
+        assert login_s < 5
+    finally:
+        for s in socks:
+            s.close()
