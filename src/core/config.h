@@ -76,6 +76,11 @@ struct config {
     bool store_compress;            /* write new messages gzip-compressed (Dovecot zlib_save = gz) */
     int expire_time;                /* minute of the (local) day of the daily expiry pass (00:02) */
     char *metrics_allow;            /* "": /metrics for loopback only; else IPs/CIDRs too */
+    long max_http_connections;      /* 4096 HTTP(S) connections; per client IP: 1/5 */
+    /* absolute deadlines in seconds (issue 16): bytes do not extend them */
+    long imap_prelogin_timeout;     /* 60: accept to successful login */
+    long smtp_command_timeout;      /* 300: our reply to the next complete command */
+    long smtp_transaction_timeout;  /* 1800: DATA/BDAT start to the end of the message */
 
     /* keys that have no effect (plumbing of the old daemons, or unknown) */
     char *unused;                   /* ", "-separated names in file order, NULL if none;

@@ -67,6 +67,10 @@ const struct cfg_key cfg_keys[] = {
     {"log_level", CK_LOGLEVEL, "info", F(log_level)},
     {"store_compress", CK_BOOL, "false", F(store_compress)},
     {"expire_time", CK_TIME, "00:02", F(expire_time)},
+    {"max_http_connections", CK_LONG, "4096", F(max_http_connections)},
+    {"imap_prelogin_timeout", CK_LONG, "60", F(imap_prelogin_timeout)},
+    {"smtp_command_timeout", CK_LONG, "300", F(smtp_command_timeout)},
+    {"smtp_transaction_timeout", CK_LONG, "1800", F(smtp_transaction_timeout)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");

@@ -6,15 +6,16 @@
 
 /* --- network and connections --- */
 #define LIM_READ_CHUNK           (64 * 1024)  /* one shared read buffer on the loop */
-#define LIM_CONN_OUTBUF_MAX      (4 * 1024 * 1024) /* unsent bytes before reads pause */
+#define LIM_CONN_OUTBUF_MAX      (256 * 1024) /* unsent bytes before reads pause (a bound per connection) */
 #define LIM_CONN_TOTAL_MAX       60000        /* hard cap on open sockets */
-#define LIM_HTTP_CONN_MAX        4096         /* HTTP(S) sessions; beyond: 503 */
+#define LIM_FD_RESERVE_MIN       16     /* descriptors kept for sessions' files and logs */
+#define LIM_REFUSE_LOG_MS        10000  /* "connections refused" at most this often */
 #define LIM_LISTEN_BACKLOG       1024
 #define LIM_EMFILE_LOG_MS        10000  /* "out of file descriptors" at most this often */
 #define LIM_PER_IP_DIVISOR       5            /* per client IP cap = cap // 5 (spec §5.3) */
 
 /* --- timeouts, milliseconds --- */
-#define LIM_TLS_HANDSHAKE_MS     (30 * 1000)
+#define LIM_TLS_HANDSHAKE_MS     (10 * 1000)  /* total, from accept (or STARTTLS); bytes do not extend it */
 #define LIM_SMTP_CMD_MS          (300 * 1000) /* Postfix smtpd_timeout */
 #define LIM_SMTP_DATA_MS         (300 * 1000)
 #define LIM_IMAP_PRELOGIN_MS     (60 * 1000)
@@ -34,6 +35,15 @@
 #define LIM_SMTP_AUTH_LINE       4096
 #define LIM_RATELIMIT_KEYS           100000 /* senders tracked by the GCRA */
 #define LIM_SMTP_BAD_CMDS        20     /* errors before the session is closed */
+
+/* --- failed authentication (IMAP and SMTP, core/authfail.h) --- */
+#define LIM_AUTH_FAILS               3      /* failures before the connection is closed */
+#define LIM_AUTH_FAIL_DELAY_MS       2000   /* before a failure is answered (Dovecot) */
+#define LIM_AUTH_FAIL_PENALTY_MS     15000  /* ... when the address fails too often */
+#define LIM_AUTH_FAIL_BURST          10     /* failures per address at once, then */
+#define LIM_AUTH_FAIL_INTERVAL_MS    6000   /* one per this (10 a minute) */
+#define LIM_AUTH_FAIL_KEYS           65536  /* addresses tracked */
+#define LIM_AUTH_FAIL_USER           128    /* bytes of the user name logged */
 
 /* --- IMAP --- */
 #define LIM_IMAP_LINE            (64 * 1024)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +38,11 @@ enum conn_flags {
     CF_PAUSED = 1 << 4,    /* reading stopped by the session */
     CF_DRAIN_CB = 1 << 5,  /* tell the session when output drains */
     CF_OUTFULL = 1 << 6,   /* reading stopped: the peer does not take our output */
+    CF_COUNTED = 1 << 7,   /* counted against proto's caps (from accept on) */
 };
+
+/* Why a connection was refused (one counter each in the throttled log). */
+enum refuse_reason { RR_TOTAL, RR_PER_IP, RR_FDS, RR_COUNT };
 
 struct conn {
     uv_tcp_t tcp;
@@ -51,7 +56,7 @@ struct conn {
     size_t pending;          /* bytes inside queued write requests */
     uint16_t flags;
     uint8_t kind;            /* enum listener_kind */
-    uint8_t proto;           /* enum proto, valid with CF_SESSION */
+    uint8_t proto;           /* enum proto, valid with CF_COUNTED */
     uint8_t handles_open;    /* tcp + timer: freed when both are closed */
     char ip[INET6_ADDRSTRLEN];
 };
@@ -86,6 +91,10 @@ static struct {
     uv_timer_t grace;
     void (*done)(void);
     struct ipcount_table *ipt;
+    unsigned conn_limit;     /* RLIMIT_NOFILE minus the reserve (and <= LIM_CONN_TOTAL_MAX) */
+    unsigned long refused[PROTO_COUNT][RR_COUNT];
+    uv_timer_t refuse_timer; /* throttles the "refused" log line */
+    bool refuse_timer_init;
     char readbuf[LIM_READ_CHUNK];
     bool readbuf_busy;
 } net;
@@ -95,6 +104,7 @@ static const char *const kind_names[LK_COUNT] = {
 };
 
 static void conn_really_close(struct conn *c);
+static void conn_uncount(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void conn_deliver(struct conn *c, const char *p, size_t n);
@@ -166,8 +176,8 @@ static void proto_caps(enum proto p, unsigned *total, unsigned *per_ip)
         *per_ip = (unsigned)(cfg->max_imap_connections / LIM_PER_IP_DIVISOR);
         break;
     default:
-        *total = LIM_HTTP_CONN_MAX;
-        *per_ip = LIM_HTTP_CONN_MAX;
+        *total = (unsigned)cfg->max_http_connections;
+        *per_ip = (unsigned)(cfg->max_http_connections / LIM_PER_IP_DIVISOR);
         break;
     }
     if (*per_ip == 0)
@@ -409,13 +419,9 @@ static void on_handle_closed(uv_handle_t *h)
     struct conn *c = h->data;
     if (--c->handles_open > 0)
         return;
-    if (c->flags & CF_SESSION) {
-        net.sessions[c->proto]--;
-        metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + c->proto), -1);
-        ipcount_dec(net.ipt, c->ipc, c->proto);
-        if (c->ops->closed)
-            c->ops->closed(c->sess);
-    }
+    conn_uncount(c);
+    if ((c->flags & CF_SESSION) && c->ops->closed)
+        c->ops->closed(c->sess);
     ipcount_release(net.ipt, c->ipc);
     if (c->tls)
         tls_conn_free(c->tls);
@@ -503,6 +509,91 @@ uint64_t conn_id(const struct conn *c) { return c->id; }
 
 /* ---------- sessions ---------- */
 
+static const char *const reason_names[RR_COUNT] = {
+    "total cap", "per-address cap", "descriptor reserve",
+};
+
+/* Logs the refusals counted since the last line; true if there were any. */
+static bool refuse_report(void)
+{
+    char line[512];
+    size_t len = 0;
+    unsigned long all = 0;
+    for (int p = 0; p < PROTO_COUNT; p++)
+        for (int r = 0; r < RR_COUNT; r++) {
+            unsigned long n = net.refused[p][r];
+            if (!n)
+                continue;
+            all += n;
+            int w = snprintf(line + len, sizeof line - len, "%s%s %s %lu", len ? ", " : "",
+                             net.ops[p] ? net.ops[p]->name : "?", reason_names[r], n);
+            if (w > 0 && (size_t)w < sizeof line - len)
+                len += (size_t)w;
+            net.refused[p][r] = 0;
+        }
+    if (!all)
+        return false;
+    log_info("connections refused: %s (at most one such line per %u s)", line,
+             LIM_REFUSE_LOG_MS / 1000);
+    return true;
+}
+
+static void on_refuse_timer(uv_timer_t *t)
+{
+    if (!refuse_report())
+        uv_timer_stop(t);
+}
+
+/* Counts one refusal; the first after a quiet period is logged at once,
+ * the others at most once per LIM_REFUSE_LOG_MS. */
+static void refuse_count(enum proto p, enum refuse_reason r)
+{
+    net.refused[p][r]++;
+    if (!net.refuse_timer_init) {
+        uv_timer_init(net.loop, &net.refuse_timer);
+        net.refuse_timer_init = true;
+    }
+    if (uv_is_active((uv_handle_t *)&net.refuse_timer))
+        return;
+    refuse_report();
+    uv_timer_start(&net.refuse_timer, on_refuse_timer, LIM_REFUSE_LOG_MS, LIM_REFUSE_LOG_MS);
+}
+
+/* Counts c against p's caps, or says which cap is full. */
+static bool conn_count(struct conn *c, enum proto p, enum refuse_reason *why)
+{
+    unsigned total, per_ip;
+    proto_caps(p, &total, &per_ip);
+    if (net.sessions[p] >= total) {
+        *why = RR_TOTAL;
+        return false;
+    }
+    if (ipcount_get(c->ipc, p) >= per_ip) {
+        *why = RR_PER_IP;
+        return false;
+    }
+    c->proto = (uint8_t)p;
+    c->flags |= CF_COUNTED;
+    net.sessions[p]++;
+    metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + p), 1);
+    ipcount_inc(c->ipc, p);
+    return true;
+}
+
+static void conn_uncount(struct conn *c)
+{
+    if (!(c->flags & CF_COUNTED))
+        return;
+    c->flags &= (uint16_t)~CF_COUNTED;
+    net.sessions[c->proto]--;
+    metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + c->proto), -1);
+    ipcount_dec(net.ipt, c->ipc, c->proto);
+}
+
+/* Opens protocol p's session on a connection counted for p (see
+ * on_connection; after the handshake on port 443 the protocol ALPN picked
+ * is counted instead, and refused with the protocol's own words when it is
+ * full). */
 static void open_session(struct conn *c, enum proto p)
 {
     const struct session_ops *ops = net.ops[p];
@@ -511,26 +602,21 @@ static void open_session(struct conn *c, enum proto p)
         conn_really_close(c);
         return;
     }
-    unsigned total, per_ip;
-    proto_caps(p, &total, &per_ip);
-    if (net.sessions[p] >= total || ipcount_get(c->ipc, p) >= per_ip) {
-        log_info("conn %llu: %s connection limit reached", (unsigned long long)c->id, ops->name);
-        if (ops->refuse)
-            ops->refuse(c);
-        conn_close(c);
-        return;
+    if (!(c->flags & CF_COUNTED) || c->proto != p) {
+        enum refuse_reason why;
+        conn_uncount(c);
+        if (!conn_count(c, p, &why)) {
+            refuse_count(p, why);
+            if (ops->refuse)
+                ops->refuse(c);
+            conn_close(c);
+            return;
+        }
     }
-    c->proto = (uint8_t)p;
     c->flags |= CF_SESSION;
-    net.sessions[p]++;
-    metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + p), 1);
-    ipcount_inc(c->ipc, p);
     c->sess = ops->open(c);
     if (!c->sess) {
         c->flags &= (uint16_t)~CF_SESSION;
-        net.sessions[p]--;
-        metrics_gauge_add((enum metric_gauge)(G_CONN_SMTP + p), -1);
-        ipcount_dec(net.ipt, c->ipc, p);
         conn_really_close(c);
     }
 }
@@ -640,20 +726,41 @@ static void on_connection(uv_stream_t *server, int status)
         conn_really_close(c);
         return;
     }
-    if (net.n_conns > LIM_CONN_TOTAL_MAX || net.stopping) {
+    if (net.stopping) {
         conn_really_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    /* From here the connection counts: against the descriptor reserve, and
+     * against its protocol's caps (the listener's; on the https port HTTP
+     * until ALPN says otherwise). Over a cap it is closed at once, before
+     * any TLS work; plain listeners still say why in their protocol. */
+    enum proto p = kind_proto(l->kind, NULL);
+    if (net.n_conns > net.conn_limit) {
+        refuse_count(p, RR_FDS);
+        conn_really_close(c);
+        return;
+    }
     peer_ip(&c->tcp, c->ip, sizeof c->ip);
     c->ipc = ipcount_acquire(net.ipt, c->ip);
+    enum refuse_reason why;
+    if (!conn_count(c, p, &why)) {
+        refuse_count(p, why);
+        if (!kind_implicit_tls(l->kind) && net.ops[p] && net.ops[p]->refuse) {
+            net.ops[p]->refuse(c);
+            conn_close(c);
+        } else {
+            conn_really_close(c);
+        }
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (kind_implicit_tls(l->kind)) {
         if (conn_tls_begin(c) < 0)
             conn_really_close(c);
         return;
     }
-    open_session(c, kind_proto(l->kind, NULL));
+    open_session(c, p);
 }
 
 static int bind_one(enum listener_kind k, const char *addr, int port, char *err, size_t errlen)
@@ -700,6 +807,25 @@ bad:
     return -1;
 }
 
+/* Connections we take: RLIMIT_NOFILE minus a reserve for established
+ * sessions' files, the stores, logging and outbound connections (an eighth,
+ * at least LIM_FD_RESERVE_MIN, at most half), and never more than LIM_CONN_TOTAL_MAX. */
+static unsigned net_conn_limit(void)
+{
+    struct rlimit rl;
+    unsigned long lim = LIM_CONN_TOTAL_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)lim + LIM_FD_RESERVE_MIN) {
+        unsigned long cur = (unsigned long)rl.rlim_cur, reserve = cur / 8;
+        if (reserve < LIM_FD_RESERVE_MIN)
+            reserve = LIM_FD_RESERVE_MIN;
+        if (reserve > cur / 2)
+            reserve = cur / 2;
+        lim = cur > reserve ? cur - reserve : 1;
+    }
+    return (unsigned)lim;
+}
+
 int net_init(uv_loop_t *loop, const struct config *cfg, struct tls_server *tls, char *err,
              size_t errlen)
 {
@@ -713,6 +839,7 @@ int net_init(uv_loop_t *loop, const struct config *cfg, struct tls_server *tls, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    net.conn_limit = net_conn_limit();
     for (int k = 0; k < LK_COUNT; k++) {
         int port = kind_port(cfg, (enum listener_kind)k);
         if (port <= 0)
@@ -756,6 +883,11 @@ static void finish_shutdown(void)
     net.done = NULL;
     uv_timer_stop(&net.grace);
     uv_close((uv_handle_t *)&net.grace, NULL);
+    if (net.refuse_timer_init) {
+        refuse_report();
+        uv_close((uv_handle_t *)&net.refuse_timer, NULL);
+        net.refuse_timer_init = false;
+    }
     ipcount_table_free(net.ipt);
     net.ipt = NULL;
     done();

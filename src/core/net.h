@@ -16,10 +16,15 @@
  *                          "imap" -> PROTO_IMAP (both TLS 1.3), else PROTO_HTTP
  *   http_port (80)         plain                                     -> PROTO_HTTP
  *
- * Connection caps are checked when a session is about to open (after the
- * TLS handshake on implicit-TLS ports, where the protocol is known): past
- * the cap the protocol's refuse() writes its own refusal and the connection
- * closes. */
+ * A connection counts against its protocol's total and per-address caps
+ * from the moment it is accepted (on the https port as HTTP until ALPN
+ * picks another protocol, which is then counted instead). Over a cap, or
+ * when the descriptor reserve (RLIMIT_NOFILE minus an eighth) is reached, a
+ * new connection is closed at once: implicit-TLS ports do no handshake for
+ * it, plain ports write the protocol's refusal (refuse()) first. Refusals
+ * are counted per protocol and reason and logged at most once per
+ * LIM_REFUSE_LOG_MS. A TLS handshake must finish within
+ * LIM_TLS_HANDSHAKE_MS of its start, whatever bytes arrive. */
 #ifndef CM_CORE_NET_H
 #define CM_CORE_NET_H
 

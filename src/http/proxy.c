@@ -6,7 +6,11 @@
  * and the websocket stream, or a plain answer) to the client, and for an
  * upgrade the client's bytes up. Either side closing ends both. Each
  * direction stops reading when the other side has LIM_HTTP_PROXY_BUF bytes
- * queued. An unreachable upstream gets a 502 with a plain-text reason. */
+ * queued. An unreachable upstream gets a 502 with a plain-text reason.
+ * Only the upgrades iroh-relay speaks (websocket, "iroh derp http") are
+ * passed (others: 400); the client's X-Forwarded-For, Forwarded, X-Real-IP
+ * and X-Forwarded-Proto/Host are dropped and our X-Forwarded-For (the peer
+ * address) is sent instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,18 +204,29 @@ static int parse_upstream(const char *url, struct sockaddr_storage *sa)
     return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0 : -1;
 }
 
+/* Headers not passed up: hop-by-hop ones, and what says who the client
+ * is (the client's own X-Forwarded-For / Forwarded / X-Real-IP would be
+ * believed upstream; ours replaces them). */
 static bool hop_by_hop(const char *name, size_t len)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te",
                                         "trailer", "transfer-encoding", "content-length",
-                                        "upgrade"};
+                                        "upgrade", "x-forwarded-for", "forwarded", "x-real-ip",
+                                        "x-forwarded-proto", "x-forwarded-host"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
             return true;
     return false;
 }
 
-static int request_head(const struct http_request *q, bool upgrade, struct buf *out)
+/* The upgrades iroh-relay speaks: its own protocol and websockets. */
+static bool upgrade_allowed(const char *up)
+{
+    return up && (strcasecmp(up, "websocket") == 0 || strcasecmp(up, "iroh derp http") == 0);
+}
+
+static int request_head(const struct http_request *q, bool upgrade, const char *peer,
+                        struct buf *out)
 {
     int rc = buf_printf(out, "%s %s HTTP/1.1\r\n", llhttp_method_name((llhttp_method_t)q->method),
                         http_req_url(q));
@@ -222,6 +237,8 @@ static int request_head(const struct http_request *q, bool upgrade, struct buf *
         rc |= buf_printf(out, "%s: %s\r\n", q->arena.data + h->name_off,
                          q->arena.data + h->value_off);
     }
+    if (peer && *peer)
+        rc |= buf_printf(out, "X-Forwarded-For: %s\r\n", peer);
     const char *up = http_req_header(q, "Upgrade");
     if (upgrade && up)
         rc |= buf_printf(out, "Upgrade: %s\r\nConnection: Upgrade\r\n", up);
@@ -242,8 +259,13 @@ struct http_proxy *proxy_start(struct http_ctx *x, const char *upstream)
         x->close_after = true;
         return NULL;
     }
+    if (x->req->upgrade && !upgrade_allowed(http_req_header(x->req, "Upgrade"))) {
+        http_respond_text(x, 400, "400 Bad Request: unsupported Upgrade\n");
+        x->close_after = true;
+        return NULL;
+    }
     struct http_proxy *p = calloc(1, sizeof *p);
-    if (!p || request_head(x->req, x->req->upgrade, &p->early) < 0 ||
+    if (!p || request_head(x->req, x->req->upgrade, conn_peer_ip(x->conn), &p->early) < 0 ||
         uv_tcp_init(net_loop(), &p->tcp) < 0) {
         if (p)
             buf_free(&p->early);

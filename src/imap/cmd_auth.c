@@ -10,6 +10,18 @@
 #include "imap/session_int.h"
 #include "store/store.h"
 
+/* A login that cannot succeed (bad name, NUL in the password, authzid not
+ * the user) is a failure like a wrong password: IMAP_ACT_LOGIN without a
+ * password, which the owner answers as failed after the same delay, with
+ * the same log line and count (issue 16). */
+static enum imap_cmd_result fail_login(struct imap_session *s, const char *user, size_t ulen)
+{
+    s->login_user = strndup(user, ulen < STORE_ADDR_MAX ? ulen : STORE_ADDR_MAX);
+    s->login_pass = NULL;
+    s->act = IMAP_ACT_LOGIN;
+    return CMD_ASYNC;
+}
+
 static enum imap_cmd_result start_login(struct imap_session *s, struct imap_cmd *c,
                                         const char *user, size_t ulen, const char *pass,
                                         size_t plen)
@@ -18,10 +30,8 @@ static enum imap_cmd_result start_login(struct imap_session *s, struct imap_cmd 
     const char *why;
     if (memchr(pass, '\0', plen) ||
         store_addr_normalize_n(s->cfg, user, ulen, addr, sizeof addr, &why) < 0 ||
-        plen > STORE_PASSWORD_MAX) {
-        imap_out(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", c->tag);
-        return CMD_DONE;
-    }
+        plen > STORE_PASSWORD_MAX)
+        return fail_login(s, user, ulen);
     s->login_user = strdup(addr);
     s->login_pass = strndup(pass, plen);
     if (!s->login_user || !s->login_pass) {
@@ -75,7 +85,7 @@ static enum imap_cmd_result plain_response(struct imap_session *s, struct imap_c
         const char *user = z1 + 1, *pass = z2 + 1;
         size_t ulen = (size_t)(z2 - user), azlen = (size_t)(z1 - p);
         if (azlen && (azlen != ulen || memcmp(p, user, ulen) != 0))
-            imap_out(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", c->tag);
+            r = fail_login(s, user, ulen);
         else
             r = start_login(s, c, user, ulen, pass, (size_t)(p + n - pass));
     }

@@ -172,6 +172,8 @@ bool imap_session_want_read(const struct imap_session *s)
     return s->act == IMAP_ACT_NONE && s->mode != IM_CLOSED;
 }
 
+bool imap_session_authenticated(const struct imap_session *s) { return s->state != IS_NOTAUTH; }
+
 unsigned imap_session_timeout_ms(const struct imap_session *s)
 {
     if (s->mode == IM_IDLE)
@@ -558,10 +560,16 @@ void imap_session_resume_login(struct imap_session *s, int result)
         buf_free(&caps);
     } else {
         wipe_free(&s->login_user);
-        if (result == 3) /* STORE_LOGIN_TRY_AGAIN */
+        if (result == 3) { /* STORE_LOGIN_TRY_AGAIN */
             imap_out(s, "%s NO [UNAVAILABLE] Temporary authentication failure.\r\n", c->tag);
-        else
+        } else {
             imap_out(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", c->tag);
+            if (++s->auth_fails >= LIM_AUTH_FAILS) { /* issue 16: close after N */
+                finish_command(s);
+                bye(s, "Too many authentication failures.");
+                return;
+            }
+        }
     }
     finish_command(s);
     continue_input(s);

@@ -85,11 +85,15 @@ void imap_session_timeout(struct imap_session *s);
 /* Server shutdown: BYE and IMAP_ACT_CLOSE (deferred while an action runs). */
 void imap_session_shutdown(struct imap_session *s);
 bool imap_session_idling(const struct imap_session *s);
+/* Logged in (the owner's pre-login deadline no longer applies). */
+bool imap_session_authenticated(const struct imap_session *s);
 bool imap_session_compress_active(const struct imap_session *s);
 
 const char *imap_session_login_user(const struct imap_session *s);
 const char *imap_session_login_password(const struct imap_session *s);
-/* result: enum store_login_result. Wipes the password. */
+/* result: enum store_login_result. Wipes the password. The owner answers a
+ * failure only after core/authfail's delay; the LIM_AUTH_FAILS-th failure
+ * of a connection ends it with BYE. */
 void imap_session_resume_login(struct imap_session *s, int result);
 /* What a worker run of the current command produced. */
 enum imap_work_result {

@@ -98,6 +98,7 @@ struct imap_session {
     uint8_t state;     /* enum imap_state */
     uint8_t mode;      /* enum imap_mode */
     uint8_t errors;
+    uint8_t auth_fails; /* failed LOGIN/AUTHENTICATE (issue 16) */
     bool tls, readonly, condstore, qresync, compress, busy, shutdown_pending;
     bool watch_update; /* the selected folder changed: re-register the watch */
     bool changed;      /* a watcher reported a change while busy */

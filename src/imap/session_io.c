@@ -14,6 +14,7 @@
 #include <uv.h>
 #include <zlib.h>
 
+#include "core/authfail.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/workpool.h"
@@ -38,6 +39,9 @@ struct io {
     struct workpool_job slow; /* the same work on the slow pool (SEARCH) */
     enum imap_work_result work_result; /* written by the worker, read in after_work */
     struct store_login_req *login;
+    struct authfail_wait *authwait; /* a failed login waiting to be answered */
+    int login_result;
+    uint64_t opened_ms;             /* loop time of the open: pre-login deadline */
     struct turn_req *turn;
     z_stream *zin, *zout;
     bool working, gone, wait_drain, shutdown_later;
@@ -60,7 +64,7 @@ static void on_sweep(uv_timer_t *t)
     uint64_t now = uv_now(t->loop);
     unsigned n = 0;
     for (struct io *io = all_ios; io; io = io->next)
-        if (!io->working && !io->login && !io->turn && !io->hibernated &&
+        if (!io->working && !io->login && !io->authwait && !io->turn && !io->hibernated &&
             now - io->active_ms >= LIM_IMAP_HIBERNATE_MS && imap_session_hibernate(io->s)) {
             io->hibernated = true;
             n++;
@@ -193,17 +197,38 @@ static void wake(void *ud)
 
 /* ------------------------------------------------------------------ login */
 
+static void login_answer(void *ud)
+{
+    struct io *io = ud;
+    io->authwait = NULL;
+    imap_session_resume_login(io->s, io->login_result);
+    step(io);
+}
+
+/* issue 16: a failure is logged, counted for the address and answered
+ * only after core/authfail's delay (a loop timer; no worker is held). */
 static void login_done(void *ud, int result, const char *err)
 {
     struct io *io = ud;
     (void)err;
     io->login = NULL;
-    imap_session_resume_login(io->s, result);
-    step(io);
+    io->login_result = result;
+    if (result != STORE_LOGIN_OK && result != STORE_LOGIN_TRY_AGAIN) {
+        const char *user = imap_session_login_user(io->s);
+        unsigned ms = authfail_record("imap", conn_peer_ip(io->c), user ? user : "");
+        io->authwait = authfail_wait_start(ms, login_answer, io);
+        if (io->authwait)
+            return;
+    }
+    login_answer(io);
 }
 
 static void start_login(struct io *io)
 {
+    if (!imap_session_login_password(io->s)) { /* cmd_auth: cannot succeed */
+        login_done(io, STORE_LOGIN_REFUSED, NULL);
+        return;
+    }
     io->login = store_login_async(net_loop(), conn_config(io->c), imap_session_login_user(io->s),
                                   imap_session_login_password(io->s), conn_peer_ip(io->c),
                                   login_done, io);
@@ -348,6 +373,20 @@ static void start_turn(struct io *io)
 
 /* ----------------------------------------------------------------- driver */
 
+/* The session's timer, but before login never past imap_prelogin_timeout
+ * from the open: bytes do not extend it (issue 16). */
+static unsigned timeout_ms(const struct io *io)
+{
+    unsigned ms = imap_session_timeout_ms(io->s);
+    if (imap_session_authenticated(io->s))
+        return ms;
+    long secs = conn_config(io->c)->imap_prelogin_timeout;
+    uint64_t deadline = io->opened_ms + (uint64_t)(secs > 0 ? secs : 1) * 1000u;
+    uint64_t now = uv_now(net_loop());
+    uint64_t left = deadline > now ? deadline - now : 1;
+    return left < ms ? (unsigned)left : ms;
+}
+
 /* Flushes the output and starts whatever the machine asks for. */
 static void step(struct io *io)
 {
@@ -355,7 +394,7 @@ static void step(struct io *io)
     enum imap_action_kind a = imap_session_action(io->s);
     if (a == IMAP_ACT_NONE) {
         conn_resume(io->c);
-        conn_set_timeout(io->c, imap_session_timeout_ms(io->s));
+        conn_set_timeout(io->c, timeout_ms(io));
         return;
     }
     /* Reading pauses while an action runs (the handshake itself needs
@@ -404,6 +443,7 @@ static void *io_open(struct conn *c)
         free(io);
         return NULL;
     }
+    io->opened_ms = uv_now(net_loop());
     io_link(io);
     step(io);
     return io;
@@ -415,7 +455,7 @@ static void io_data(void *ud, const char *p, size_t n)
     io->active_ms = uv_now(net_loop());
     io->hibernated = false;
     feed(io, p, n); /* buffered by the machine while an action runs */
-    if (!io->working && !io->login && !io->turn)
+    if (!io->working && !io->login && !io->authwait && !io->turn)
         step(io);
     else if (io->working && imap_session_pending_input(io->s)->len > LIM_IMAP_LINE)
         conn_pause(io->c); /* resumed by step() once the work is done */
@@ -431,7 +471,7 @@ static void io_starttls_done(void *ud)
 static void io_timeout(void *ud)
 {
     struct io *io = ud;
-    if (io->working || io->login || io->turn)
+    if (io->working || io->login || io->authwait || io->turn)
         return;
     imap_session_timeout(io->s);
     step(io);
@@ -445,7 +485,7 @@ static void io_shutdown(void *ud)
         return;
     }
     imap_session_shutdown(io->s); /* deferred by the machine while an action runs */
-    if (!io->login && !io->turn)
+    if (!io->login && !io->authwait && !io->turn)
         step(io);
 }
 
@@ -471,6 +511,8 @@ static void io_closed(void *ud)
     struct io *io = ud;
     if (io->login)
         store_login_cancel(io->login);
+    authfail_wait_cancel(io->authwait);
+    io->authwait = NULL;
     if (io->turn)
         io->turn->io = NULL;
     io->login = NULL;

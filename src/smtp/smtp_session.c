@@ -858,6 +858,8 @@ static int next_line(struct smtp_session *s, const char **line, size_t *len)
     if (s->skipping)
         return skip_long_line(s);
     size_t limit = auth_state(s) ? LIM_SMTP_AUTH_LINE : LIM_SMTP_LINE;
+    if (!s->in.data) /* nothing buffered yet (or dropped at STARTTLS) */
+        return 0;
     const char *base = s->in.data + s->in_off;
     size_t avail = s->in.len - s->in_off;
     const char *lf = avail > s->scan ? memchr(base + s->scan, '\n', avail - s->scan) : NULL;
@@ -899,6 +901,8 @@ static bool step_line(struct smtp_session *s)
     return true;
 }
 
+#define SMTP_IN_KEEP (2 * LIM_SMTP_AUTH_LINE)
+
 static void run(struct smtp_session *s)
 {
     while (s->act.kind == SMTP_ACT_NONE && s->st != SMTP_ST_CLOSED) {
@@ -919,6 +923,17 @@ static void run(struct smtp_session *s)
     if (s->in_off) {
         buf_consume(&s->in, s->in_off);
         s->in_off = 0;
+    }
+    /* A read may have grown the buffer to LIM_READ_CHUNK; what stays
+     * between reads is at most one unfinished line: keep only its size, so
+     * an idle or unauthenticated session holds a few KiB (issue 16). */
+    if (s->in.cap > SMTP_IN_KEEP && s->in.len < SMTP_IN_KEEP && s->act.kind == SMTP_ACT_NONE &&
+        s->st != SMTP_ST_DATA && s->st != SMTP_ST_BDAT) {
+        char *small = realloc(s->in.data, s->in.len + 1);
+        if (small) {
+            s->in.data = small;
+            s->in.cap = s->in.len + 1;
+        }
     }
 }
 

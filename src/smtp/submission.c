@@ -63,11 +63,40 @@ bool sub_release(struct sub *s)
 
 /* ------------------------------------------------------------ actions */
 
+static bool flush_output(struct sub *s);
+
+/* A failed AUTH, answered after the delay authfail_record asked for;
+ * after LIM_AUTH_FAILS failures the connection is closed. */
+static void auth_fail_answer(void *ud)
+{
+    struct sub *s = ud;
+    s->authwait = NULL;
+    s->acting = false;
+    if (!sub_release(s))
+        return;
+    smtp_session_resume_auth(s->ss, SMTP_AUTH_FAIL, NULL);
+    if (s->auth_fails >= LIM_AUTH_FAILS) {
+        flush_output(s);
+        conn_printf(s->c, "421 4.7.0 %s Error: too many authentication failures\r\n", domain(s));
+        conn_close(s->c);
+        s->closing = true;
+        return;
+    }
+    sub_continue(s);
+}
+
 static void on_login(void *ud, int result, const char *err)
 {
     struct sub *s = ud;
     (void)err; /* internal detail: the client gets the generic texts */
     s->login = NULL;
+    if (result != STORE_LOGIN_OK && result != STORE_LOGIN_TRY_AGAIN && !s->gone) {
+        s->auth_fails++;
+        unsigned ms = authfail_record("smtp", conn_peer_ip(s->c), s->auth_user);
+        s->authwait = authfail_wait_start(ms, auth_fail_answer, s);
+        if (s->authwait)
+            return; /* still acting, still held */
+    }
     s->acting = false;
     if (!sub_release(s))
         return;
@@ -82,6 +111,13 @@ static void on_login(void *ud, int result, const char *err)
 
 static void start_auth(struct sub *s, const struct smtp_action *a)
 {
+    const char *why;
+    size_t ulen = strnlen(a->user, sizeof s->auth_user - 1);
+    if (store_addr_normalize_n(smtp_mod.cfg, a->user, strlen(a->user), s->auth_user,
+                               sizeof s->auth_user, &why) < 0) {
+        memcpy(s->auth_user, a->user, ulen);
+        s->auth_user[ulen] = '\0';
+    }
     s->login = store_login_async(smtp_mod.loop, smtp_mod.cfg, a->user, a->password,
                                  conn_peer_ip(s->c), on_login, s);
     if (!s->login) {
@@ -195,20 +231,43 @@ static bool perform(struct sub *s, const struct smtp_action *a)
     }
 }
 
-static void flush_output(struct sub *s)
+/* Writes the session's replies; true if there were any. */
+static bool flush_output(struct sub *s)
 {
     struct buf *out = smtp_session_out(s->ss);
-    if (out->len) {
-        conn_write(s->c, out->data, out->len);
-        buf_consume(out, out->len);
-    }
+    if (!out->len)
+        return false;
+    conn_write(s->c, out->data, out->len);
+    buf_consume(out, out->len);
+    return true;
 }
 
-static unsigned state_timeout(const struct sub *s)
+static uint64_t secs_ms(long secs) { return (uint64_t)(secs > 0 ? secs : 1) * 1000u; }
+
+/* Arms the connection timer for the client's turn. Outside DATA/BDAT the
+ * next complete command is due smtp_command_timeout after our last reply
+ * (bytes of an unfinished line do not move it); in DATA/BDAT each read may
+ * take LIM_SMTP_DATA_MS but the message's bytes end within
+ * smtp_transaction_timeout of the DATA/BDAT start. */
+static void arm_deadline(struct sub *s, bool replied)
 {
+    const struct config *cfg = smtp_mod.cfg;
+    uint64_t now = uv_now(smtp_mod.loop), ms;
     enum smtp_state st = smtp_session_state(s->ss);
-    return st == SMTP_ST_DATA || st == SMTP_ST_BDAT || st == SMTP_ST_BDAT_SKIP ? LIM_SMTP_DATA_MS
-                                                                               : LIM_SMTP_CMD_MS;
+    if (st == SMTP_ST_DATA || st == SMTP_ST_BDAT || st == SMTP_ST_BDAT_SKIP) {
+        if (!s->txn_deadline)
+            s->txn_deadline = now + secs_ms(cfg->smtp_transaction_timeout);
+        s->cmd_deadline = 0;
+        ms = s->txn_deadline > now ? s->txn_deadline - now : 1;
+        if (ms > LIM_SMTP_DATA_MS)
+            ms = LIM_SMTP_DATA_MS;
+    } else {
+        s->txn_deadline = 0;
+        if (replied || !s->cmd_deadline)
+            s->cmd_deadline = now + secs_ms(cfg->smtp_command_timeout);
+        ms = s->cmd_deadline > now ? s->cmd_deadline - now : 1;
+    }
+    conn_set_timeout(s->c, (unsigned)ms);
 }
 
 bool sub_continue(struct sub *s)
@@ -216,12 +275,13 @@ bool sub_continue(struct sub *s)
     if (s->gone || s->closing)
         return true;
     const struct smtp_action *a;
+    bool replied = false;
     for (;;) {
-        flush_output(s);
+        replied |= flush_output(s);
         if (s->acting || !(a = smtp_session_action(s->ss)) || !perform(s, a))
             break;
     }
-    flush_output(s);
+    replied |= flush_output(s);
     if (s->transport || s->closing)
         return true;
     if (s->acting) {
@@ -235,7 +295,7 @@ bool sub_continue(struct sub *s)
         s->closing = true;
         return true;
     }
-    conn_set_timeout(s->c, state_timeout(s));
+    arm_deadline(s, replied);
     if (smtp_session_want_read(s->ss))
         conn_resume(s->c);
     else
@@ -284,6 +344,7 @@ static void sub_starttls_done(void *p)
 {
     struct sub *s = p;
     s->acting = s->transport = false;
+    s->cmd_deadline = 0; /* the client's turn starts after the handshake */
     smtp_session_resume_tls(s->ss);
     sub_continue(s);
 }
@@ -316,6 +377,11 @@ static void sub_closed(void *p)
     if (s->login) {
         store_login_cancel(s->login);
         s->login = NULL;
+        s->busy--;
+    }
+    if (s->authwait) {
+        authfail_wait_cancel(s->authwait);
+        s->authwait = NULL;
         s->busy--;
     }
     if (s->busy == 0)

@@ -11,7 +11,9 @@
 
 #include <uv.h>
 
+#include "core/authfail.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/spool.h"
 #include "filter/filter.h"
 #include "smtp/smtp.h"
@@ -55,6 +57,12 @@ struct sub {
     bool closing;                  /* conn_close was called: no more actions */
     bool shutdown;                 /* say 421 once the message in flight is answered */
     struct submit_msg *msg;
+    /* absolute deadlines (uv_now ms; 0 = not running): the next complete
+     * command after our last reply, and the end of the DATA/BDAT bytes */
+    uint64_t cmd_deadline, txn_deadline;
+    struct authfail_wait *authwait; /* a failed AUTH waiting to be answered */
+    unsigned auth_fails;           /* on this connection */
+    char auth_user[LIM_AUTH_FAIL_USER + 1]; /* for the failure's log line */
 };
 
 /* submission.c: drives the session after an asynchronous step finished

@@ -8,6 +8,7 @@
 #include "store/sqlheap.h"
 #include "store/mailbox.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -160,6 +161,9 @@ static int idx_try_open(const char *path, struct idx *ix, bool *empty)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     pthread_once(&sqlite_once, sqlite_setup);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600); /* sqlite would make it 0644 */
+    if (fd >= 0)
+        close(fd);
     if (sqlite3_open_v2(path, &ix->db, flags, NULL) != SQLITE_OK)
         return -1;
     idx_tune(ix->db);

@@ -1,8 +1,15 @@
 """Per-client-IP connection caps (spec §1.3/§5.3: value // 5): over the cap
 SMTP answers `421 4.7.0 <domain> Error: too many connections` and IMAP
 `* BYE Too many connections, try again later.`, then close; a freed slot is
-usable again; a cap counts a protocol across all its ports."""
-from cmtest import DOMAIN, http_get, imap_greeting_caps, plain_connect, poll, smtp_greeting_ok, tls_connect
+usable again; a cap counts a protocol across all its ports.
+
+A connection counts from the moment it is accepted (issue 16): over the cap
+an implicit-TLS port closes it at once, without a handshake (a plain port
+still writes the refusal); on the https port ALPN's protocol is checked
+after the handshake, with that protocol's refusal."""
+import socket
+
+from cmtest import HOST, DOMAIN, http_get, imap_greeting_caps, plain_connect, poll, smtp_greeting_ok, tls_connect
 
 SMTP_REFUSAL = f"421 4.7.0 {DOMAIN} Error: too many connections"
 IMAP_REFUSAL = "* BYE Too many connections, try again later."
@@ -12,6 +19,17 @@ def assert_refused_with(c, line):
     with c:
         assert c.readline() == line
         assert c.read_until_closed() == b""
+
+
+def assert_closed_at_once(port):
+    """Over the cap on an implicit-TLS port: no handshake, the connection
+    is closed at once (EOF or reset before any byte)."""
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.settimeout(5)
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
 
 
 def greets(connect, check):
@@ -32,7 +50,8 @@ def test_smtp_cap_per_ip(server):
     first = tls_connect(srv.port("submissions"))
     with first:
         smtp_greeting_ok(first.readline())
-        assert_refused_with(tls_connect(srv.port("submissions")), SMTP_REFUSAL)
+        assert_closed_at_once(srv.port("submissions"))
+        assert_refused_with(plain_connect(srv.port("submission")), SMTP_REFUSAL)
         # IMAP has its own cap
         with tls_connect(srv.port("imaps")) as imap:
             imap_greeting_caps(imap.readline())
@@ -51,7 +70,8 @@ def test_imap_cap_per_ip(server):
     with a, b:
         imap_greeting_caps(a.readline())
         imap_greeting_caps(b.readline())
-        assert_refused_with(tls_connect(srv.port("imaps")), IMAP_REFUSAL)
+        assert_closed_at_once(srv.port("imaps"))
+        assert_refused_with(plain_connect(srv.port("imap")), IMAP_REFUSAL)
         with tls_connect(srv.port("submissions")) as smtp:
             smtp_greeting_ok(smtp.readline())
         assert a.imap_cmd("a", "LOGOUT")[1].startswith("a OK")

@@ -73,6 +73,10 @@ TEST(read_config_basic_using_defaults)
     CHECK_INT_EQ(cfg.min_free_disk_space_mb, 1024);
     CHECK_INT_EQ(cfg.max_imap_connections, 10000);
     CHECK_INT_EQ(cfg.max_smtp_connections, 1000);
+    CHECK_INT_EQ(cfg.max_http_connections, 4096);
+    CHECK_INT_EQ(cfg.imap_prelogin_timeout, 60);
+    CHECK_INT_EQ(cfg.smtp_command_timeout, 300);
+    CHECK_INT_EQ(cfg.smtp_transaction_timeout, 1800);
     CHECK_INT_EQ(cfg.tls_mode, TLS_MODE_ACME);
     CHECK_STR_EQ(cfg.tls_cert_path, "/var/lib/acme/live/chat.example.org/fullchain");
     CHECK_STR_EQ(cfg.tls_key_path, "/var/lib/acme/live/chat.example.org/privkey");
