@@ -360,8 +360,12 @@ int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size
         tls_set_err(err, errlen, "cannot read CA file %s: %s", ca_file, strerror(errno));
     } else if (f) {
         fclose(f);
-        if (SSL_CTX_load_verify_locations(tc->ctx, ca_file, NULL) == 1)
+        if (SSL_CTX_load_verify_locations(tc->ctx, ca_file, NULL) == 1) {
+            /* the system roots stay trusted too (tls_ca_file adds anchors) */
+            if (SSL_CTX_set_default_verify_paths(tc->ctx) != 1)
+                ERR_clear_error();
             return *out = tc, 0;
+        }
         tls_set_err(err, errlen, "cannot load CA file %s: %s", ca_file, tls_ossl_reason("bad file"));
     } else if (SSL_CTX_set_default_verify_paths(tc->ctx) == 1) {
         return *out = tc, 0;

@@ -50,8 +50,9 @@ int tls_server_new(struct tls_server **out, const struct config *cfg, char *err,
 int tls_server_reload(struct tls_server *ts, char *err, size_t errlen);
 void tls_server_free(struct tls_server *ts);
 
-/* Client side (outbound SMTP, HTTPS): trust anchors from ca_file, or the
- * system store when ca_file is NULL. TLS 1.2 minimum. */
+/* Client side (outbound SMTP, HTTPS): trust anchors from the system store
+ * plus ca_file when it is not NULL (a missing or bad ca_file is an error).
+ * TLS 1.2 minimum. */
 int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size_t errlen);
 void tls_client_free(struct tls_client *tc);
 
