@@ -120,6 +120,8 @@ static void on_write_done(uv_write_t *req, int status)
         return;
     }
     touch(c);
+    if (c->pending == 0 && !(c->flags & OC_CLOSING) && c->ops->drained)
+        c->ops->drained(c->ud);
 }
 
 static void raw_write(struct outconn *c, const char *p, size_t n)
@@ -368,6 +370,8 @@ void outconn_close(struct outconn *c)
     c->flags |= OC_SHUTDOWN;
     uv_timer_start(&c->timer, on_timer, 5000, 0);
 }
+
+size_t outconn_pending(const struct outconn *c) { return c->pending; }
 
 bool outconn_is_tls(const struct outconn *c)
 {

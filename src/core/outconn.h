@@ -47,6 +47,9 @@ struct outconn_ops {
     /* the handshake started by outconn_starttls() completed */
     void (*tls_done)(void *ud);
     void (*error)(void *ud, enum outconn_err kind, const char *why);
+    /* everything queued went to the socket (optional; for writers that
+     * produce output piecewise, see outconn_pending) */
+    void (*drained)(void *ud);
     void (*closed)(void *ud);
 };
 
@@ -72,6 +75,8 @@ int outconn_starttls(struct outconn *c);
 /* Flushes what is queued and closes; closed() follows. Safe to call from
  * any callback and more than once. */
 void outconn_close(struct outconn *c);
+/* Bytes queued but not yet taken by the socket. */
+size_t outconn_pending(const struct outconn *c);
 bool outconn_is_tls(const struct outconn *c);
 const char *outconn_tls_version(const struct outconn *c);
 /* Number of open outbound connections (tests, shutdown). */

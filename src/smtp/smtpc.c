@@ -116,9 +116,22 @@ static void flush(struct smtpc_tx *t)
     buf_reset(o);
 }
 
+/* Body pieces of this size go out while the socket keeps up. */
+#define BODY_PIECE (64 * 1024)
+#define BODY_QUEUE_MAX (256 * 1024)
+
+static void pull_body(struct smtpc_tx *t)
+{
+    while (t->oc && smtpc_proto_body_pending(&t->p) && outconn_pending(t->oc) < BODY_QUEUE_MAX) {
+        smtpc_proto_body(&t->p, BODY_PIECE);
+        flush(t);
+    }
+}
+
 static void handle(struct smtpc_tx *t, enum smtpc_event ev)
 {
     flush(t);
+    pull_body(t);
     if (!t->oc)
         return;
     if (ev == SMTPC_EV_STARTTLS) {
@@ -145,6 +158,13 @@ static void on_tls_done(void *ud)
         handle(t, smtpc_proto_tls_ready(&t->p));
 }
 
+static void on_drained(void *ud)
+{
+    struct smtpc_tx *t = ud;
+    if (!t->reported)
+        pull_body(t);
+}
+
 static void on_error(void *ud, enum outconn_err kind, const char *why)
 {
     struct smtpc_tx *t = ud;
@@ -169,7 +189,8 @@ static void on_closed(void *ud)
 }
 
 static const struct outconn_ops tx_ops = {
-    .data = on_data, .tls_done = on_tls_done, .error = on_error, .closed = on_closed,
+    .data = on_data, .tls_done = on_tls_done, .error = on_error, .drained = on_drained,
+    .closed = on_closed,
 };
 
 static void on_timer_closed(uv_handle_t *h)

@@ -23,24 +23,39 @@ void smtpc_proto_free(struct smtpc_proto *p)
     buf_free(&p->out);
 }
 
-int smtpc_dot_stuff(struct buf *out, const char *msg, size_t len)
+/* Appends the dot-stuffed form of msg[*off..] until about max bytes of
+ * msg were taken or it ends (then the final CRLF when missing, and ".").
+ * 1: more remains, 0: all done, -1: memory. */
+static int stuff_some(struct buf *out, const char *msg, size_t len, size_t *off, bool *bol,
+                      size_t max)
 {
-    if (buf_reserve(out, len + len / 64 + 8) < 0)
+    size_t i = *off, stop = len - i > max ? i + max : len;
+    if (buf_reserve(out, (stop - i) + (stop - i) / 64 + 8) < 0)
         return -1;
-    size_t i = 0;
-    while (i < len) {
-        if (msg[i] == '.' && buf_append(out, ".", 1) < 0)
+    while (i < stop) {
+        if (*bol && msg[i] == '.' && buf_append(out, ".", 1) < 0)
             return -1;
-        const char *nl = memchr(msg + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - msg) + 1 : len;
+        const char *nl = memchr(msg + i, '\n', stop - i);
+        size_t end = nl ? (size_t)(nl - msg) + 1 : stop;
         if (buf_append(out, msg + i, end - i) < 0)
             return -1;
+        *bol = nl != NULL;
         i = end;
     }
+    *off = i;
+    if (i < len)
+        return 1;
     if (len > 0 && !(len >= 2 && msg[len - 2] == '\r' && msg[len - 1] == '\n') &&
         buf_append(out, "\r\n", 2) < 0)
         return -1;
     return buf_append(out, ".\r\n", 3);
+}
+
+int smtpc_dot_stuff(struct buf *out, const char *msg, size_t len)
+{
+    size_t off = 0;
+    bool bol = true;
+    return stuff_some(out, msg, len, &off, &bol, len) < 0 ? -1 : 0;
 }
 
 static enum smtpc_event finish(struct smtpc_proto *p, enum smtpc_status st, const char *why,
@@ -223,12 +238,15 @@ static enum smtpc_event on_reply(struct smtpc_proto *p, const struct smtpc_reply
             /* a server that says 354 with no recipient: end the empty data */
             if (buf_append_str(&p->out, ".\r\n") < 0)
                 return oom(p);
-        } else if (smtpc_dot_stuff(&p->out, p->job.msg, p->job.len) < 0) {
-            return oom(p);
+        } else {
+            p->body_pending = true;
+            p->body_bol = true;
+            p->body_off = 0;
         }
         p->stage = ST_BODY;
         return SMTPC_EV_NONE;
     case ST_BODY:
+        p->body_pending = false; /* an early answer: stop sending the body */
         return settle(p, r);
     case ST_DONE:
         break;
@@ -257,6 +275,21 @@ enum smtpc_event smtpc_proto_input(struct smtpc_proto *p, const char *data, size
         }
     }
     return p->stage == ST_DONE ? SMTPC_EV_DONE : SMTPC_EV_NONE;
+}
+
+bool smtpc_proto_body(struct smtpc_proto *p, size_t max)
+{
+    if (!p->body_pending || p->stage != ST_BODY)
+        return false;
+    int r = stuff_some(&p->out, p->job.msg, p->job.len, &p->body_off, &p->body_bol,
+                       max ? max : 1);
+    if (r < 0) {
+        p->body_pending = false;
+        oom(p);
+        return false;
+    }
+    p->body_pending = r == 1;
+    return p->body_pending;
 }
 
 enum smtpc_event smtpc_proto_tls_ready(struct smtpc_proto *p)

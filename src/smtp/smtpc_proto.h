@@ -66,6 +66,9 @@ struct smtpc_proto {
     size_t sent_rcpt;      /* RCPT commands sent (lock-step) */
     size_t accepted;       /* RCPTs answered 2xx */
     bool pipelined;        /* MAIL..DATA went in one write */
+    bool body_pending;     /* after 354: the owner pulls the body */
+    bool body_bol;         /* the next body byte starts a line */
+    size_t body_off;
     bool tls_active;
     /* result, valid after SMTPC_EV_DONE */
     enum smtpc_status status;
@@ -82,6 +85,13 @@ void smtpc_proto_init(struct smtpc_proto *p, const struct smtpc_proto_job *job,
 void smtpc_proto_free(struct smtpc_proto *p);
 /* Reply bytes from the server. */
 enum smtpc_event smtpc_proto_input(struct smtpc_proto *p, const char *data, size_t n);
+/* After 354 the body is not put into the output at once: while
+ * smtpc_proto_body_pending(), the owner calls smtpc_proto_body() whenever
+ * its socket can take more; each call appends about max bytes of the
+ * dot-stuffed message (the final "." line with the last piece). So a large
+ * message is never copied whole. Returns whether more remains. */
+bool smtpc_proto_body(struct smtpc_proto *p, size_t max);
+static inline bool smtpc_proto_body_pending(const struct smtpc_proto *p) { return p->body_pending; }
 /* The TLS handshake asked for by SMTPC_EV_STARTTLS completed. */
 enum smtpc_event smtpc_proto_tls_ready(struct smtpc_proto *p);
 /* The connection failed (I/O error, timeout, TLS error): ends the

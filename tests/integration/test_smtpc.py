@@ -225,3 +225,16 @@ def test_connect_refused_and_stop(tool, tmp_path, peers, test_ca):
     p = peers(drip=0.2)
     r = run(tool, tmp_path, p.port, "verify", test_ca.crt, ["a@peer.test"], stop_ms=300)
     assert r["status"] == "io" and r["why"] == "stopping", r
+
+
+def test_large_message_streamed_over_tls(tool, tmp_path, peers, test_ca, peer_leaf):
+    """4 MB of dot lines: the body goes out in pieces as the socket drains;
+    stuffing across piece boundaries and the byte count must be exact."""
+    p = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)))
+    body = b"".join(b".line %06d %s\r\n" % (i, b"x" * (i % 50)) for i in range(120000))
+    msg = b"Subject: big\r\n\r\n" + body
+    assert len(msg) > 4_000_000
+    r = run(tool, tmp_path, p.port, "verify", test_ca.crt, ["a@peer.test"], msg=msg)
+    assert r["status"] == "ok", r
+    wire = p.sessions[-1]["data"][0]
+    assert wire == msg.replace(b"\r\n.", b"\r\n.."), (len(wire), len(msg))

@@ -29,6 +29,8 @@ static void start(struct run *r, const char *const *rcpts, size_t n, const char 
 static enum smtpc_event srv(struct run *r, const char *reply)
 {
     enum smtpc_event ev = smtpc_proto_input(&r->p, reply, strlen(reply));
+    while (smtpc_proto_body(&r->p, 3)) /* small pieces: stuffing across pieces */
+        ;
     struct buf *o = smtpc_proto_output(&r->p);
     size_t n = o->len < sizeof r->sent - 1 ? o->len : sizeof r->sent - 1;
     memcpy(r->sent, o->data ? o->data : "", n);
@@ -237,8 +239,11 @@ TEST(split_replies)
     const char *script = "220 mx\r\n250-mx\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"
                          "250 fine\r\n";
     enum smtpc_event ev = SMTPC_EV_NONE;
-    for (size_t i = 0; script[i] && ev != SMTPC_EV_DONE; i++)
+    for (size_t i = 0; script[i] && ev != SMTPC_EV_DONE; i++) {
         ev = smtpc_proto_input(&r.p, script + i, 1);
+        while (smtpc_proto_body(&r.p, 1))
+            ;
+    }
     CHECK_INT_EQ(ev, SMTPC_EV_DONE);
     CHECK_INT_EQ(r.p.status, SMTPC_OK);
     CHECK_INT_EQ(r.rcpt[0].code, 250);
@@ -261,6 +266,28 @@ TEST(dot_stuff)
     buf_free(&b);
 }
 
+TEST(body_in_pieces)
+{
+    static const char *const one[] = {"x@b.example"};
+    const char *m = ".a\r\n..\r\nb.c\r\n.\r\n\r\n.end";
+    struct buf whole = {0};
+    CHECK_INT_EQ(smtpc_dot_stuff(&whole, m, strlen(m)), 0);
+    for (size_t max = 1; max <= strlen(m) + 1; max++) {
+        struct run r = {0};
+        start(&r, one, 1, m, SMTPC_TLS_NEED_NONE);
+        smtpc_proto_input(&r.p, "220 mx\r\n250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n", 44);
+        struct buf *o = smtpc_proto_output(&r.p);
+        buf_reset(o);
+        CHECK(smtpc_proto_body_pending(&r.p));
+        while (smtpc_proto_body(&r.p, max))
+            ;
+        CHECK(!smtpc_proto_body_pending(&r.p));
+        CHECK(o->len == whole.len && memcmp(o->data, whole.data, whole.len) == 0);
+        smtpc_proto_free(&r.p);
+    }
+    buf_free(&whole);
+}
+
 int main(void)
 {
     RUN(pipelined_with_starttls);
@@ -273,5 +300,6 @@ int main(void)
     RUN(garbled_and_io);
     RUN(split_replies);
     RUN(dot_stuff);
+    RUN(body_in_pieces);
     return check_report();
 }
