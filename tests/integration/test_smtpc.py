@@ -73,6 +73,9 @@ def run(tool, tmp_path, port, tls, ca, rcpts, msg=b"Subject: t\r\n\r\nhello\r\n"
         elif kind == "rcpt":
             a, _, reply = rest.partition(" ")
             res["rcpt"][a] = reply
+    # exit 0 when the transaction ran, 1 when not; anything else (an ASan
+    # or leak report) fails
+    assert p.returncode == (0 if res["status"] == "ok" else 1), (p.returncode, p.stderr.decode())
     return res
 
 

@@ -275,7 +275,8 @@ TEST(body_in_pieces)
     for (size_t max = 1; max <= strlen(m) + 1; max++) {
         struct run r = {0};
         start(&r, one, 1, m, SMTPC_TLS_NEED_NONE);
-        smtpc_proto_input(&r.p, "220 mx\r\n250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n", 44);
+        const char *script = "220 mx\r\n250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n";
+        smtpc_proto_input(&r.p, script, strlen(script));
         struct buf *o = smtpc_proto_output(&r.p);
         buf_reset(o);
         CHECK(smtpc_proto_body_pending(&r.p));
