@@ -241,3 +241,35 @@ def test_large_message_streamed_over_tls(tool, tmp_path, peers, test_ca, peer_le
     assert r["status"] == "ok", r
     wire = p.sessions[-1]["data"][0]
     assert wire == msg.replace(b"\r\n.", b"\r\n.."), (len(wire), len(msg))
+
+
+@pytest.fixture(scope="module")
+def outconn_tool():
+    path = Path(cmtest.server_bin()).parent / "outconn_tool"
+    if not path.is_file():
+        pytest.fail(f"outconn_tool not found next to the server binary: {path}", pytrace=False)
+    return str(path)
+
+
+def test_outconn_implicit_tls_verified(outconn_tool, server, test_ca):
+    """core/outconn as push and ACME will use it: implicit TLS to our HTTPS
+    port, SNI and the name checked against the test CA."""
+    srv = server()
+    port = str(srv.port("https"))
+
+    def go(host, mode, ca=str(test_ca.crt)):
+        p = subprocess.run([outconn_tool, host, cmtest.HOST, port, mode, ca], capture_output=True,
+                           timeout=60)
+        out = p.stdout.decode().splitlines()
+        assert out[-1] == "closed 1 open 0", (out, p.stderr.decode())
+        return p.returncode, out
+
+    rc, out = go(cmtest.DOMAIN, "verify")
+    assert rc == 0 and out[0] in ("tls TLSv1.3", "tls TLSv1.2") and \
+        out[1].startswith("first HTTP/1.1 "), out
+    rc, out = go("wrong.test", "verify")
+    assert rc == 1 and out[0].startswith("error tls "), out
+    rc, out = go(cmtest.DOMAIN, "verify", "-")  # the test CA is no system root
+    assert rc == 1 and out[0].startswith("error tls "), out
+    rc, out = go("wrong.test", "any")
+    assert rc == 0 and out[1].startswith("first HTTP/1.1 "), out
