@@ -378,6 +378,11 @@ bool outconn_is_tls(const struct outconn *c)
     return c->tls && tls_conn_established(c->tls);
 }
 
+bool outconn_tls_resumed(const struct outconn *c)
+{
+    return c->tls && tls_conn_resumed(c->tls);
+}
+
 const char *outconn_tls_version(const struct outconn *c)
 {
     return c->tls ? tls_conn_version(c->tls) : "";

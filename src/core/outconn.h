@@ -79,6 +79,8 @@ void outconn_close(struct outconn *c);
 size_t outconn_pending(const struct outconn *c);
 bool outconn_is_tls(const struct outconn *c);
 const char *outconn_tls_version(const struct outconn *c);
+/* The TLS handshake resumed an earlier session to the same host. */
+bool outconn_tls_resumed(const struct outconn *c);
 /* Number of open outbound connections (tests, shutdown). */
 unsigned outconn_count(void);
 

@@ -31,7 +31,7 @@ struct smtpc_tx {
     struct smtpc_proto p;
     struct smtpc_reply *rcpt;
     bool *final;
-    bool reported, timer_open;
+    bool reported, timer_open, tls, tls_resumed;
 };
 
 const char *smtpc_status_name(int status)
@@ -99,6 +99,8 @@ static void report(struct smtpc_tx *t)
         .why = t->p.why ? t->p.why : "",
         .session = t->p.session,
         .rcpt = t->p.status == SMTPC_OK ? t->rcpt : NULL,
+        .tls = t->tls,
+        .tls_resumed = t->tls_resumed,
     };
     if (r.status == SMTPC_OK)
         log_debug("smtpc %s: transaction done, %zu recipient(s)", t->job.host, t->job.n_rcpts);
@@ -154,6 +156,8 @@ static void on_data(void *ud, const char *p, size_t n)
 static void on_tls_done(void *ud)
 {
     struct smtpc_tx *t = ud;
+    t->tls = true;
+    t->tls_resumed = outconn_tls_resumed(t->oc);
     if (!t->reported)
         handle(t, smtpc_proto_tls_ready(&t->p));
 }

@@ -50,6 +50,8 @@ struct smtpc_result {
     const char *why;                /* static text for logs */
     struct smtpc_reply session;     /* code 0 when there is none */
     struct smtpc_reply *rcpt;       /* n_rcpts entries, valid when status == 0 */
+    bool tls;                       /* the session ran over TLS */
+    bool tls_resumed;               /* ... resuming an earlier TLS session to host */
 };
 
 typedef void (*smtpc_cb)(void *ud, const struct smtpc_result *r);

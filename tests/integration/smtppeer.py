@@ -92,6 +92,13 @@ class SmtpPeer:
                 return
             threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
+    def _ctx(self):
+        # one context per peer, so that session tickets resume
+        if getattr(self, "ssl_ctx", None) is None:
+            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ssl_ctx.load_cert_chain(*self.cert)
+        return self.ssl_ctx
+
     def _ehlo(self, c, tls):
         caps = ["peer.test"]
         if self.pipelining:
@@ -125,10 +132,8 @@ class SmtpPeer:
                         c.send("554 5.5.1 pipelined STARTTLS")
                         return
                     c.send("220 2.0.0 Ready to start TLS")
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    ctx.load_cert_chain(*self.cert)
                     try:
-                        c.sock = ctx.wrap_socket(c.sock, server_side=True)
+                        c.sock = self._ctx().wrap_socket(c.sock, server_side=True)
                     except (ssl.SSLError, OSError) as e:
                         sess["tls_error"] = str(e)
                         return

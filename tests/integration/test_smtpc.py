@@ -52,22 +52,25 @@ def peers():
 
 
 def run(tool, tmp_path, port, tls, ca, rcpts, msg=b"Subject: t\r\n\r\nhello\r\n", host=PEER,
-        mail_from="alice@relay.test", io_ms=10000, stop_ms=None, timeout=60):
+        mail_from="alice@relay.test", io_ms=10000, stop_ms=None, timeout=60, repeat=None):
     f = tmp_path / "msg.eml"
     f.write_bytes(msg)
     args = [tool, host, cmtest.HOST, str(port), tls, str(ca) if ca else "-", mail_from,
             ",".join(rcpts), str(f), "relay.test", str(io_ms)]
-    if stop_ms is not None:
-        args.append(str(stop_ms))
+    args.append(str(stop_ms or 0))
+    if repeat:
+        args.append(str(repeat))
     p = subprocess.run(args, capture_output=True, timeout=timeout)
     out = p.stdout.decode()
     lines = out.splitlines()
-    assert "closed" in lines and "callbacks 1" in lines, (out, p.stderr.decode())
-    res = {"status": None, "why": "", "session": None, "rcpt": {}, "rc": p.returncode}
+    assert "closed" in lines and f"callbacks {repeat or 1}" in lines, (out, p.stderr.decode())
+    res = {"status": None, "why": "", "session": None, "rcpt": {}, "rc": p.returncode, "tls": []}
     for line in lines:
         kind, _, rest = line.partition(" ")
         if kind == "status":
             res["status"], _, res["why"] = rest.partition(" ")
+        elif kind == "tls":
+            res["tls"].append(rest)
         elif kind == "session":
             res["session"] = rest
         elif kind == "rcpt":
@@ -273,3 +276,19 @@ def test_outconn_implicit_tls_verified(outconn_tool, server, test_ca):
     assert rc == 1 and out[0].startswith("error tls "), out
     rc, out = go("wrong.test", "any")
     assert rc == 0 and out[1].startswith("first HTTP/1.1 "), out
+
+
+def test_tls_session_resumed(tool, tmp_path, peers, test_ca, peer_leaf, wrong_leaf):
+    """The second connection to the same host resumes the first's session;
+    a session from an any-certificate handshake is not offered in verify
+    mode (the wrong certificate is still refused)."""
+    p = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)))
+    r = run(tool, tmp_path, p.port, "verify", test_ca.crt, ["a@peer.test"], repeat=3)
+    assert r["status"] == "ok", r
+    assert r["tls"] == ["yes resumed no", "yes resumed yes", "yes resumed yes"], r
+    assert [len(s["data"]) for s in p.sessions] == [1, 1, 1]
+    w = peers(cert=(str(wrong_leaf.fullchain), str(wrong_leaf.key)))
+    r = run(tool, tmp_path, w.port, "any,any,verify", test_ca.crt, ["a@peer.test"], repeat=3)
+    assert r["tls"] == ["yes resumed no", "yes resumed yes", "no resumed no"], r
+    assert r["status"] == "tls", r  # the last one, in verify mode
+    assert [len(s["data"]) for s in w.sessions] == [1, 1, 0]

@@ -1,17 +1,19 @@
 /* smtpc_tool.c: a test-only driver of the outbound SMTP client (smtp/smtpc)
  * on a real libuv loop, for tests/integration/test_smtpc.py.
  *
- *   smtpc_tool HOST IP PORT TLS CAFILE FROM RCPTS MSGFILE [HELO] [IO_MS] [STOP_MS]
- *     TLS      verify | any | plain   (SMTPC_TLS_VERIFY, _ANY_CERT, _PLAIN_OK)
+ *   smtpc_tool HOST IP PORT TLS CAFILE FROM RCPTS MSGFILE [HELO] [IO_MS] [STOP_MS] [REPEAT]
+ *     TLS      verify | any | plain   (SMTPC_TLS_VERIFY, _ANY_CERT, _PLAIN_OK);
+ *              a comma-separated list is used in turn by the REPEAT deliveries
  *     CAFILE   extra trust anchors, or "-"
  *     FROM     envelope sender ("-" = null sender)
  *     RCPTS    comma-separated recipients
  *     HELO     default "relay.test"; IO_MS the I/O timeout (default 10000)
- *     STOP_MS  call smtpc_client_stop after this many ms (default: never)
+ *     STOP_MS  call smtpc_client_stop after this many ms (default, 0: never)
+ *     REPEAT   deliver the job this many times, one after the other (default 1)
  *
  * Prints "status NAME WHY", then "session CODE ENH TEXT" when there is a
- * session reply, then "rcpt ADDR CODE ENH TEXT" per recipient (status ok
- * only), then "callbacks N" and "closed" when the loop ended with no handle
+ * session reply, "tls yes|no resumed yes|no", then "rcpt ADDR CODE ENH
+ * TEXT" per recipient (status ok only) - per delivery - then "callbacks N" and "closed" when the loop ended with no handle
  * left. Exit 0 when the transaction ran, 1 when not, 2 on usage errors. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,6 +29,11 @@ static const char *const *g_rcpts;
 static size_t g_n;
 static struct smtpc_client *g_client;
 static uv_timer_t stop_timer;
+static struct smtpc_job g_job;
+static int repeat = 1;
+static enum smtpc_tls modes[8];
+static int n_modes;
+static void on_result(void *ud, const struct smtpc_result *r);
 
 static void on_result(void *ud, const struct smtpc_result *r)
 {
@@ -35,13 +42,25 @@ static void on_result(void *ud, const struct smtpc_result *r)
     printf("status %s %s\n", smtpc_status_name(r->status), r->why);
     if (r->session.code)
         printf("session %d %s %s\n", r->session.code, r->session.enh, r->session.text);
+    printf("tls %s resumed %s\n", r->tls ? "yes" : "no", r->tls_resumed ? "yes" : "no");
     if (r->status == 0) {
         for (size_t i = 0; i < g_n; i++)
             printf("rcpt %s %d %s %s\n", g_rcpts[i], r->rcpt[i].code, r->rcpt[i].enh,
                    r->rcpt[i].text);
         exit_code = 0;
+    } else {
+        exit_code = 1;
     }
     fflush(stdout);
+    if (callbacks < repeat) {
+        g_job.tls = modes[callbacks % n_modes];
+        if (smtpc_deliver(g_client, &g_job, on_result, NULL) < 0) {
+            printf("deliver refused the job\n");
+            exit_code = 1;
+        } else {
+            return;
+        }
+    }
     uv_timer_stop(&stop_timer);
     uv_close((uv_handle_t *)&stop_timer, NULL);
 }
@@ -98,14 +117,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad ip %s\n", argv[2]);
         return 2;
     }
-    if (strcmp(argv[4], "verify") == 0)
-        job.tls = SMTPC_TLS_VERIFY;
-    else if (strcmp(argv[4], "any") == 0)
-        job.tls = SMTPC_TLS_ANY_CERT;
-    else if (strcmp(argv[4], "plain") == 0)
-        job.tls = SMTPC_TLS_PLAIN_OK;
-    else
+    for (char *save = NULL, *m = strtok_r(argv[4], ",", &save); m && n_modes < 8;
+         m = strtok_r(NULL, ",", &save)) {
+        if (strcmp(m, "verify") == 0)
+            modes[n_modes++] = SMTPC_TLS_VERIFY;
+        else if (strcmp(m, "any") == 0)
+            modes[n_modes++] = SMTPC_TLS_ANY_CERT;
+        else if (strcmp(m, "plain") == 0)
+            modes[n_modes++] = SMTPC_TLS_PLAIN_OK;
+        else
+            return 2;
+    }
+    if (n_modes == 0)
         return 2;
+    job.tls = modes[0];
     const char *ca = strcmp(argv[5], "-") == 0 ? NULL : argv[5];
     job.mail_from = strcmp(argv[6], "-") == 0 ? "" : argv[6];
     static const char *rcpts[64];
@@ -133,8 +158,11 @@ int main(int argc, char **argv)
         return 2;
     }
     uv_timer_init(loop, &stop_timer);
-    if (argc > 11)
+    if (argc > 11 && atoi(argv[11]) > 0)
         uv_timer_start(&stop_timer, on_stop, (uint64_t)atoi(argv[11]), 0);
+    if (argc > 12)
+        repeat = atoi(argv[12]);
+    g_job = job;
     if (smtpc_deliver(g_client, &job, on_result, NULL) < 0) {
         printf("deliver refused the job\n");
         return 1;
