@@ -71,6 +71,8 @@ static void run_proto(const char *p, size_t n, uint8_t mode)
     for (size_t off = 0; off < n && !smtpc_proto_done(&sp); off += step) {
         size_t c = n - off < step ? n - off : step;
         enum smtpc_event ev = smtpc_proto_input(&sp, p + off, c);
+        while (smtpc_proto_body(&sp, step))
+            ;
         buf_reset(smtpc_proto_output(&sp));
         if (ev == SMTPC_EV_STARTTLS)
             smtpc_proto_tls_ready(&sp);
