@@ -110,6 +110,7 @@ class SmtpPeer:
             c.send(("250 " if i == len(caps) - 1 else "250-") + cap)
 
     def _serve(self, s):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies go line by line
         sess = {"cmds": [], "tls": False, "data": [], "batched": False, "closed": False}
         self.sessions.append(sess)
         c = _Conn(s, self)
