@@ -28,6 +28,7 @@
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -291,5 +292,15 @@ void config_free(struct config *cfg)
         free(cfg->listen[i]);
     for (size_t i = 0; i < cfg->n_dns_servers; i++)
         free(cfg->dns_servers[i]);
-    cfg->n_listen = cfg->n_dns_servers = 0;
+    for (size_t i = 0; i < cfg->n_smtp_plaintext_domains; i++)
+        free(cfg->smtp_plaintext_domains[i]);
+    cfg->n_listen = cfg->n_dns_servers = cfg->n_smtp_plaintext_domains = 0;
+}
+
+bool config_smtp_plaintext_ok(const struct config *cfg, const char *domain)
+{
+    for (size_t i = 0; i < cfg->n_smtp_plaintext_domains; i++)
+        if (strcasecmp(cfg->smtp_plaintext_domains[i], domain) == 0)
+            return true;
+    return false;
 }

@@ -24,6 +24,7 @@ enum tls_mode { TLS_MODE_ACME, TLS_MODE_SELF, TLS_MODE_EXTERNAL };
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_DNS 8
+#define CONFIG_MAX_PLAIN_DOMAINS 32
 
 struct config {
     /* §1.3 keys */
@@ -68,6 +69,10 @@ struct config {
     char *dns_servers[CONFIG_MAX_DNS];
     size_t n_dns_servers;           /* 0 = from /etc/resolv.conf */
     char *tls_ca_file;              /* NULL = system store */
+    /* outbound SMTP may go in plaintext to these domains when their MX
+     * offers no STARTTLS (§3 of the federation facts); default nauta.cu */
+    char *smtp_plaintext_domains[CONFIG_MAX_PLAIN_DOMAINS];
+    size_t n_smtp_plaintext_domains;
     char *nocreate_file;            /* /etc/chatmail-nocreate */
     char *notification_url;
     char *iroh_relay_upstream;      /* http://127.0.0.1:3340 */
@@ -112,6 +117,9 @@ int config_parse_string(const char *text, struct config *cfg, struct config_erro
  * problems (too long, not `key = value`) have the key "line N". */
 int config_load_file(const char *path, struct config *cfg, struct config_errors *errs);
 void config_free(struct config *cfg);
+/* Whether outbound SMTP to this recipient domain may fall back to
+ * plaintext (smtp_plaintext_domains, compared without case). */
+bool config_smtp_plaintext_ok(const struct config *cfg, const char *domain);
 
 /* Size strings (§1.2): "500M"->500, "2G"->2048, " 1g "->1024, "100MB"->100,
  * "256"->256. Returns 0 or -1 (no decimals, no negatives). */

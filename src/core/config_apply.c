@@ -59,6 +59,7 @@ const struct cfg_key cfg_keys[] = {
     {"dkim_key_path", CK_SPECIAL, NULL, 0},
     {"dns_servers", CK_DNS, "", 0},
     {"tls_ca_file", CK_SPECIAL, NULL, 0},
+    {"smtp_plaintext_domains", CK_DOMAINS, "nauta.cu", 0},
     {"nocreate_file", CK_STR, "/etc/chatmail-nocreate", F(nocreate_file)},
     {"notification_url", CK_STR, "https://notifications.delta.chat/notify", F(notification_url)},
     {"iroh_relay_upstream", CK_STR, "http://127.0.0.1:3340", F(iroh_relay_upstream)},
@@ -160,6 +161,10 @@ static void apply_typed(struct config *cfg, const struct cfg_key *k, const char 
     case CK_DNS:
         apply_list(k->name, v, cfg->dns_servers, &cfg->n_dns_servers, CONFIG_MAX_DNS,
                    cfg_check_dns_server, errs);
+        break;
+    case CK_DOMAINS:
+        apply_list(k->name, v, cfg->smtp_plaintext_domains, &cfg->n_smtp_plaintext_domains,
+                   CONFIG_MAX_PLAIN_DOMAINS, cfg_check_domain, errs);
         break;
     case CK_SPECIAL: break;
     }

@@ -96,6 +96,8 @@ static int put_key(const struct config *cfg, const struct cfg_key *k, struct buf
     }
     case CK_LISTEN: return put_list(out, k->name, cfg->listen, cfg->n_listen);
     case CK_DNS: return put_list(out, k->name, cfg->dns_servers, cfg->n_dns_servers);
+    case CK_DOMAINS:
+        return put_list(out, k->name, cfg->smtp_plaintext_domains, cfg->n_smtp_plaintext_domains);
     case CK_SPECIAL: return put_special(cfg, k->name, out);
     }
     return 0;

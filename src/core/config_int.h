@@ -20,6 +20,7 @@ enum cfg_kind {
     CK_PORT,    /* int, 0..65535 (0 disables the listener) */
     CK_LISTEN,  /* listen[]: IP addresses */
     CK_DNS,     /* dns_servers[]: ip, ip:port, [v6]:port */
+    CK_DOMAINS, /* smtp_plaintext_domains[]: domain names */
     CK_LOGLEVEL,/* char *, debug/info/warn/error */
     CK_TIME,    /* int, "HH:MM" as minutes of the day */
     CK_SPECIAL, /* handled by cfg_derive (defaults depend on other keys) */

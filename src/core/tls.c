@@ -42,8 +42,20 @@ struct tls_server {
     char *state_dir, *domain, *ipv4; /* self-signed mode only */
 };
 
+/* Client sessions kept for resumption, per "v:" or "a:" (verified or not)
+ * plus the host name: a session from an unverified handshake is never
+ * resumed where verification is asked for. A small ring: the oldest entry
+ * makes room. */
+#define TLS_CLIENT_SESSIONS 64
+struct tls_client_session {
+    char key[LIM_TLS_HOST + 3];
+    SSL_SESSION *sess;
+};
+
 struct tls_client {
     SSL_CTX *ctx;
+    struct tls_client_session cache[TLS_CLIENT_SESSIONS];
+    unsigned next;
 };
 
 struct tls_conn {
@@ -54,6 +66,8 @@ struct tls_conn {
     size_t in_len;
     struct buf out; /* a handshake flight being collected; empty when idle */
     char alpn[LIM_TLS_ALPN_NAME + 1];
+    struct tls_client *client;     /* client side: the session cache */
+    char sess_key[LIM_TLS_HOST + 3];
     unsigned collecting : 1, established : 1, peer_closed : 1, closing : 1, failed : 1;
 };
 
@@ -341,6 +355,33 @@ void tls_server_free(struct tls_server *ts)
 
 /* ---------- client context ---------- */
 
+static struct tls_client_session *session_slot(struct tls_client *tc, const char *key)
+{
+    for (unsigned i = 0; i < TLS_CLIENT_SESSIONS; i++)
+        if (tc->cache[i].sess && strcmp(tc->cache[i].key, key) == 0)
+            return &tc->cache[i];
+    return NULL;
+}
+
+/* OpenSSL hands over a new session (after the handshake, or a TLS 1.3
+ * ticket later): keep it for the next connection to the same host. */
+static int client_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct tls_conn *t = SSL_get_app_data(ssl);
+    if (!t || !t->client || !t->sess_key[0] || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    struct tls_client *tc = t->client;
+    struct tls_client_session *e = session_slot(tc, t->sess_key);
+    if (!e) {
+        e = &tc->cache[tc->next];
+        tc->next = (tc->next + 1) % TLS_CLIENT_SESSIONS;
+        memcpy(e->key, t->sess_key, sizeof e->key);
+    }
+    SSL_SESSION_free(e->sess);
+    e->sess = sess;
+    return 1; /* we keep the reference */
+}
+
 int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size_t errlen)
 {
     *out = NULL;
@@ -355,13 +396,19 @@ int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size
     SSL_CTX_set_mode(tc->ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(tc->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_min_proto_version(tc->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_session_cache_mode(tc->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(tc->ctx, client_new_session);
     FILE *f = ca_file ? fopen(ca_file, "rb") : NULL;
     if (ca_file && !f) {
         tls_set_err(err, errlen, "cannot read CA file %s: %s", ca_file, strerror(errno));
     } else if (f) {
         fclose(f);
-        if (SSL_CTX_load_verify_locations(tc->ctx, ca_file, NULL) == 1)
+        if (SSL_CTX_load_verify_locations(tc->ctx, ca_file, NULL) == 1) {
+            /* the system roots stay trusted too (tls_ca_file adds anchors) */
+            if (SSL_CTX_set_default_verify_paths(tc->ctx) != 1)
+                ERR_clear_error();
             return *out = tc, 0;
+        }
         tls_set_err(err, errlen, "cannot load CA file %s: %s", ca_file, tls_ossl_reason("bad file"));
     } else if (SSL_CTX_set_default_verify_paths(tc->ctx) == 1) {
         return *out = tc, 0;
@@ -376,6 +423,8 @@ void tls_client_free(struct tls_client *tc)
 {
     if (!tc)
         return;
+    for (unsigned i = 0; i < TLS_CLIENT_SESSIONS; i++)
+        SSL_SESSION_free(tc->cache[i].sess);
     SSL_CTX_free(tc->ctx);
     free(tc);
 }
@@ -465,6 +514,14 @@ struct tls_conn *tls_conn_new_client(struct tls_client *tc, const char *host, bo
     if (!t)
         return NULL;
     SSL_set_connect_state(t->ssl);
+    SSL_set_app_data(t->ssl, t);
+    t->client = tc;
+    if (host && host[0] && strlen(host) < LIM_TLS_HOST) {
+        snprintf(t->sess_key, sizeof t->sess_key, "%c:%s", verify ? 'v' : 'a', host);
+        struct tls_client_session *e = session_slot(tc, t->sess_key);
+        if (e && SSL_set_session(t->ssl, e->sess) != 1)
+            ERR_clear_error();
+    }
     const char *why;
     if (client_setup(t->ssl, host ? host : "", verify, alpn) < 0 ||
         handshake_step(t, &why) < 0) {
@@ -615,6 +672,10 @@ bool tls_conn_established(const struct tls_conn *t) { return t->established && !
 bool tls_conn_peer_closed(const struct tls_conn *t) { return t->peer_closed; }
 const char *tls_conn_alpn(const struct tls_conn *t) { return t->alpn; }
 const char *tls_conn_version(const struct tls_conn *t) { return SSL_get_version(t->ssl); }
+bool tls_conn_resumed(const struct tls_conn *t)
+{
+    return t->established && SSL_session_reused(t->ssl) == 1;
+}
 
 const char *tls_conn_sni(const struct tls_conn *t)
 {

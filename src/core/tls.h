@@ -50,8 +50,9 @@ int tls_server_new(struct tls_server **out, const struct config *cfg, char *err,
 int tls_server_reload(struct tls_server *ts, char *err, size_t errlen);
 void tls_server_free(struct tls_server *ts);
 
-/* Client side (outbound SMTP, HTTPS): trust anchors from ca_file, or the
- * system store when ca_file is NULL. TLS 1.2 minimum. */
+/* Client side (outbound SMTP, HTTPS): trust anchors from the system store
+ * plus ca_file when it is not NULL (a missing or bad ca_file is an error).
+ * TLS 1.2 minimum. Keeps sessions for resumption (tls_conn_resumed). */
 int tls_client_new(struct tls_client **out, const char *ca_file, char *err, size_t errlen);
 void tls_client_free(struct tls_client *tc);
 
@@ -86,6 +87,11 @@ bool tls_conn_established(const struct tls_conn *t);
 bool tls_conn_peer_closed(const struct tls_conn *t); /* close_notify received */
 const char *tls_conn_alpn(const struct tls_conn *t);    /* "" when none */
 const char *tls_conn_version(const struct tls_conn *t); /* "TLSv1.3" ... */
+/* Client side: the handshake resumed a session of an earlier connection to
+ * the same host (tls_client keeps the last session per host name and
+ * verification mode; one from an unverified handshake is never offered
+ * where verification is asked for). */
+bool tls_conn_resumed(const struct tls_conn *t);
 const char *tls_conn_sni(const struct tls_conn *t);     /* NULL when none */
 
 #endif

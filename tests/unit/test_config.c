@@ -110,6 +110,10 @@ TEST(own_keys_defaults)
     CHECK_STR_EQ(cfg.dkim_key_path, "/var/lib/chatmaild/dkim/opendkim.private");
     CHECK_INT_EQ(cfg.n_dns_servers, 0);
     CHECK(cfg.tls_ca_file == NULL);
+    CHECK_INT_EQ(cfg.n_smtp_plaintext_domains, 1);
+    CHECK_STR_EQ(cfg.smtp_plaintext_domains[0], "nauta.cu");
+    CHECK(config_smtp_plaintext_ok(&cfg, "NAUTA.cu"));
+    CHECK(!config_smtp_plaintext_ok(&cfg, "example.org"));
     CHECK_STR_EQ(cfg.nocreate_file, "/etc/chatmail-nocreate");
     CHECK_STR_EQ(cfg.notification_url, "https://notifications.delta.chat/notify");
     CHECK_STR_EQ(cfg.iroh_relay_upstream, "http://127.0.0.1:3340");
@@ -291,6 +295,26 @@ TEST(listen_and_dns)
     expect_error("dns_servers = [1.2.3.4]:53", "dns_servers", "[1.2.3.4]:53", NULL);
     expect_error("dns_servers = 1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,"
                  "1.1.1.8,1.1.1.9", "dns_servers", NULL, "more than 8 entries");
+}
+
+TEST(smtp_plaintext_domains)
+{
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\n"
+                       "smtp_plaintext_domains = nauta.cu, old.example ,\n"), 0);
+    CHECK_INT_EQ(cfg.n_smtp_plaintext_domains, 2);
+    CHECK_STR_EQ(cfg.smtp_plaintext_domains[1], "old.example");
+    CHECK(config_smtp_plaintext_ok(&cfg, "old.EXAMPLE"));
+    CHECK(!config_smtp_plaintext_ok(&cfg, "example"));
+    struct buf out = {0};
+    CHECK_INT_EQ(config_format(&cfg, &out), 0);
+    CHECK(out.len > 0 && memmem(out.data, out.len,
+                                "smtp_plaintext_domains = nauta.cu, old.example", 46) != NULL);
+    buf_free(&out);
+    CHECK_INT_EQ(parse("[params]\nmail_domain = x.org\nsmtp_plaintext_domains =\n"), 0);
+    CHECK_INT_EQ(cfg.n_smtp_plaintext_domains, 0);
+    CHECK(!config_smtp_plaintext_ok(&cfg, "nauta.cu"));
+    expect_error("smtp_plaintext_domains = nauta.cu, bad domain", "smtp_plaintext_domains",
+                 "bad domain", NULL);
 }
 
 TEST(other_errors)
@@ -558,6 +582,7 @@ int main(void)
     RUN(dkim_key_probe);
     RUN(load_file_errors);
     RUN(store_and_expiry_keys);
+    RUN(smtp_plaintext_domains);
     config_free(&cfg);
     return check_report();
 }
