@@ -67,6 +67,8 @@ const struct cfg_key cfg_keys[] = {
     {"log_level", CK_LOGLEVEL, "info", F(log_level)},
     {"store_compress", CK_BOOL, "false", F(store_compress)},
     {"expire_time", CK_TIME, "00:02", F(expire_time)},
+    {"queue_lifetime", CK_DURATION, "2d", F(queue_lifetime)},
+    {"mxdeliv_port", CK_PORT, "443", F(mxdeliv_port)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
@@ -144,6 +146,7 @@ static void apply_typed(struct config *cfg, const struct cfg_key *k, const char 
     case CK_BOOL: why = cfg_parse_bool(v, (bool *)(void *)field); break;
     case CK_PORT: why = cfg_parse_port(v, (int *)(void *)field); break;
     case CK_TIME: why = cfg_parse_time(v, (int *)(void *)field); break;
+    case CK_DURATION: why = cfg_parse_duration(v, (long *)(void *)field); break;
     case CK_LOGLEVEL: {
         const char *name = cfg_log_level_name(v);
         *(char **)(void *)field = strdup(name ? name : "info");
