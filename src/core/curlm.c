@@ -271,8 +271,9 @@ static int resolve_entry(const char *url, const struct sockaddr_storage *a, char
                               ? (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr
                               : (const void *)&((const struct sockaddr_in *)a)->sin_addr;
         if (inet_ntop(a->ss_family, src, ip, sizeof ip)) {
-            const char *fmt = a->ss_family == AF_INET6 ? "%s:%s:[%s]" : "%s:%s:%s";
-            int k = snprintf(out, outlen, fmt, host, port, ip);
+            bool v6 = a->ss_family == AF_INET6;
+            int k = snprintf(out, outlen, "%s:%s:%s%s%s", host, port, v6 ? "[" : "", ip,
+                             v6 ? "]" : "");
             rc = k > 0 && (size_t)k < outlen ? 0 : -1;
         }
     }

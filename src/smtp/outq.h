@@ -90,7 +90,8 @@ struct outq_reply {
  * inputs; the transport fills `session` (a reply for every recipient: the
  * connection or the transaction ended with it) or `rcpt[i]` (one reply per
  * recipient), sets `fallback` when the next transport should be tried
- * (mxdeliv: anything but 2xx), and calls done(a) once, later, on the loop. */
+ * (mxdeliv: anything but 2xx), sets `connected` when the peer answered
+ * anything (the destination is alive), and calls done(a) once, later, on the loop. */
 struct outq_attempt {
     const char *host;              /* MX host name, or the literal */
     struct sockaddr_storage addr;  /* resolved by the runner (port 0) */
@@ -104,6 +105,7 @@ struct outq_attempt {
     struct outq_reply session;
     struct outq_reply *rcpt;       /* n_rcpts entries, zeroed */
     bool fallback;
+    bool connected;                /* out: the peer answered (not unreachable) */
     void (*done)(struct outq_attempt *a);
     void *ud;                      /* the runner's */
 };
