@@ -543,9 +543,13 @@ static void attempt_done(struct outq_attempt *a)
     }
     /* this transport did not deliver: the next one on this host, or the
      * next host */
-    g->last = a->session;
-    if (g->last.code == 0)
-        set_reply(&g->last, 451, "451 4.4.0 %s: no answer", a->host);
+    struct outq_reply cur = a->session;
+    if (cur.code == 0)
+        set_reply(&cur, 451, "451 4.4.0 %s: no answer", a->host);
+    if (g->transport > 0 && g->last.code) /* the reason of the path tried first too */
+        set_reply(&g->last, cur.code, "%.120s (after %.120s)", cur.text, g->last.text);
+    else
+        g->last = cur;
     g->answered |= a->connected;
     g->path = g->transport;
     g->transport++;
@@ -580,6 +584,7 @@ static void try_host(struct group *g, const char *host)
     a->fallback = false;
     a->connected = false;
     a->done = attempt_done;
+    memset(&g->last, 0, sizeof g->last);
     a->ud = g;
     for (g->transport = 0; g->transport < OUTQ_T_COUNT; g->transport++)
         if (Q.t[g->transport].fn(Q.t[g->transport].ctx, a) == 0)
