@@ -546,9 +546,10 @@ static void attempt_done(struct outq_attempt *a)
     struct outq_reply cur = a->session;
     if (cur.code == 0)
         set_reply(&cur, 451, "451 4.4.0 %s: no answer", a->host);
-    if (g->transport > 0 && g->last.code) /* the reason of the path tried first too */
-        set_reply(&g->last, cur.code, "%.120s (after %.120s)", cur.text, g->last.text);
-    else
+    if (g->transport > 0 && g->last.code) { /* the reason of the path tried first too */
+        struct outq_reply first = g->last;
+        set_reply(&g->last, cur.code, "%.120s (after %.120s)", cur.text, first.text);
+    } else
         g->last = cur;
     g->answered |= a->connected;
     g->path = g->transport;
