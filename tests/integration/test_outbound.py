@@ -367,3 +367,72 @@ def test_hundred_messages_one_destination(server, test_ca, keys):
         assert "deferred" not in r1.log_text()
     finally:
         dns.stop()
+
+
+# ---------------------------------------------------------------- certificates
+
+def test_certificate_checks(server, test_ca, keys):
+    """The peer's certificate names mx.peer.test only. Through an MX host of
+    another name it is refused for a normal domain (deferred, nothing
+    posted with it), accepted for a `_`-domain and for an address literal."""
+    dns = zone(keys, {"wrong.test": {"MX": [(10, "other.test")]},
+                      "_under.test": {"MX": [(10, "other.test")]},
+                      "other.test": {"A": ["127.0.0.1"]}})
+    peer = Peer(test_ca, [200])
+    try:
+        r1 = relay1(server, test_ca, dns, keys, peer.port)
+        s = login(r1, ALICE)
+        for rcpt in ("a@wrong.test", "b@_under.test", "c@[127.0.0.1]"):
+            assert s.sendmail(ALICE, [rcpt], encrypted(ALICE, rcpt)) == {}
+        s.quit()
+        cmtest.poll(lambda: len(peer.got) == 2, what="two POSTs")
+        got = sorted(h.get_all("X-MAIL-TO")[0] for _, h, _ in peer.got)
+        assert got == ["b@_under.test", "c@[127.0.0.1]"]
+        out = cmtest.poll(lambda: (o := queue_cli(r1)) and "a@wrong.test  pending  attempts 1" in o
+                          and "1 message queued" in o and o,
+                          what="only the wrong.test message left, deferred")
+        line = [x for x in out.splitlines() if "a@wrong.test" in x][0]
+        assert "mxdeliv other.test: SSL: no alternative certificate subject name matches" in line
+        assert len(peer.got) == 2
+    finally:
+        peer.stop()
+        dns.stop()
+
+
+def test_signature_with_folded_headers(server, test_ca, keys):
+    """dkimpy verifies what the peer got for a message with long folded
+    headers (relaxed/simple)."""
+    dns = zone(keys)
+    peer = Peer(test_ca, [200])
+    try:
+        r1 = relay1(server, test_ca, dns, keys, peer.port)
+        rcpt = "erin@peer.test"
+        refs = "References: " + "\r\n\t".join(f"<ref{i}.{'x' * 40}@example.org>" for i in range(30))
+        msg = encrypted(ALICE, rcpt).replace(b"Chat-Version: 1.0\r\n",
+                                              b"Chat-Version: 1.0\r\n" + refs.encode() + b"\r\n")
+        s = login(r1, ALICE)
+        assert s.sendmail(ALICE, [rcpt], msg) == {}
+        s.quit()
+        cmtest.poll(lambda: peer.got, what="the POST")
+        body = peer.got[0][2]
+        assert refs.encode() in body
+        assert dkim.verify(body, dnsfunc=lambda name, timeout=5: keys.record.encode()
+                           if name == f"opendkim._domainkey.{R1}.".encode() else None)
+        sig = body.split(b"\r\n\r\n")[0].decode()
+        assert "c=relaxed/simple" in sig.replace("\r\n", "").replace("\t", "").replace(" ", "")
+    finally:
+        peer.stop()
+        dns.stop()
+
+
+def test_dkim_key_created_once(server):
+    srv = server()
+    path = Path(srv.tmpdir) / "state" / "dkim" / "opendkim.private"
+    assert path.stat().st_mode & 0o777 == 0o600
+    log = srv.log_text()
+    assert f"publish: opendkim._domainkey.{R1}. TXT \"v=DKIM1;k=rsa;p=" in log
+    before = path.read_bytes()
+    srv.stop()
+    srv.start()
+    assert path.read_bytes() == before
+    assert srv.log_text().count("DKIM: created") == 1
