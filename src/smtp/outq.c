@@ -42,7 +42,7 @@
 #define OUTQ_BACKOFF_FIRST 20      /* seconds; doubles per attempt, jittered */
 #define OUTQ_BACKOFF_MAX 3600
 #define OUTQ_DEAD_SECS 120         /* an unreachable destination is skipped this long */
-#define OUTQ_DEAD_PROBE 30         /* a new message probes a dead one after this */
+#define OUTQ_DEAD_PROBE 5          /* one delivery may probe a dead one this often */
 #define OUTQ_TICK_MS 1000          /* flush file, oldest-age gauge */
 #define OUTQ_DNS_TIMEOUT_MS 2000
 #define OUTQ_DNS_TRIES 2
@@ -57,9 +57,14 @@ struct omsg {
     struct omsg *prev, *next;
 };
 
+/* A destination none of whose hosts could be reached: until `until`, its
+ * mail is deferred without a connection, except one probe per
+ * OUTQ_DEAD_PROBE seconds (a new message waits for the next probe, not
+ * for a backoff). A delivery that gets through clears the mark and makes
+ * everything queued for the destination due at once. */
 struct dead {
     char *domain;
-    int64_t since, until;
+    int64_t since, until, probe_at;
     char reply[OUTQ_REPLY_MAX];
 };
 
@@ -102,6 +107,8 @@ struct group {
     struct outq_reply *replies;    /* per rcpt: the outcome */
     struct outq_reply last;        /* the last host-level failure */
     bool answered;                 /* some peer answered (not dead) */
+    bool skipped;                  /* deferred by the dead mark, not tried */
+    int64_t probe_at;              /* then: when the next probe may go */
     int path;                      /* OUTQ_T_* of the outcome */
     bool done;
 };
@@ -465,6 +472,7 @@ static void dead_mark(const char *domain, const char *reply, int64_t now)
         log_info("queue: destination %s unreachable, queued mail for it waits", domain);
     }
     d->until = now + OUTQ_DEAD_SECS;
+    d->probe_at = now + OUTQ_DEAD_PROBE;
     snprintf(d->reply, sizeof d->reply, "%s", reply);
 }
 
@@ -744,10 +752,16 @@ static void group_start(struct group *g)
     }
     struct dead *d = dead_find(g->domain);
     int64_t now = r->now;
-    if (d && d->until > now && !(r->m->fresh && now - d->since >= OUTQ_DEAD_PROBE)) {
-        set_reply(&rep, 451, "%s", d->reply);
-        group_all(g, &rep);
-        return;
+    if (d && d->until > now) {
+        if (now < d->probe_at) {
+            g->skipped = true;
+            g->probe_at = d->probe_at;
+            set_reply(&rep, 451, "451 4.4.1 %s: destination unreachable, not tried (%.180s)",
+                      g->domain, d->reply);
+            group_all(g, &rep);
+            return;
+        }
+        d->probe_at = now + OUTQ_DEAD_PROBE; /* this delivery is the probe */
     }
     dns_mx(Q.dns, g->domain, on_mx, g);
 }
@@ -996,6 +1010,8 @@ static void commit(struct run *r)
                          c == 5 ? "" : " (lifetime ended)");
             } else {
                 int64_t next = now + backoff(x->attempts);
+                if (g->skipped && m->fresh && g->probe_at < next) /* waits for the probe */
+                    next = g->probe_at;
                 x->next_try = next < deadline ? next : deadline;
                 if (outcome < 1)
                     outcome = 1;
@@ -1006,7 +1022,7 @@ static void commit(struct run *r)
             metrics_inc(path_metric(g->path, outcome));
         if (any_ok)
             dead_clear(g->domain);
-        else if (all_temp && !g->answered && !g->literal && g->n_mx > 0)
+        else if (all_temp && !g->answered && !g->literal && !g->skipped && g->n_mx > 0)
             dead_mark(g->domain, g->last.text[0] ? g->last.text : "451 4.4.1 unreachable", now);
     }
     m->fresh = false;

@@ -2,8 +2,9 @@
 §3): mail a user of relay1.test submits to another domain is delivered by
 POST https://<MX host>/mxdeliv, DKIM-signed with relay1's key.
 
-Both relays run on 127.0.0.1 with their own ports; the test DNS server
-(dnsserver.py) has relay2.test's MX (mx.relay2.test -> 127.0.0.1), relay1's
+relay1 runs on 127.0.0.1, relay2 on 127.0.0.2 (and 127.0.0.1 for the test's
+own connections), each with its own ports; the test DNS server
+(dnsserver.py) has relay2.test's MX (mx.relay2.test -> 127.0.0.2), relay1's
 DKIM key (opendkim._domainkey.relay1.test), a null MX domain and nothing for
 an NXDOMAIN one. `mxdeliv_port` points relay1's /mxdeliv requests at the
 peer's https port; `tls_ca_file` is the test CA, which issued relay2's
@@ -45,6 +46,7 @@ from dnsserver import DnsServer
 from submit_helpers import account_dir, login, queued, stored
 
 R1, R2 = "relay1.test", "relay2.test"
+R2_IP = "127.0.0.2"  # relay2's address in DNS (it listens on 127.0.0.1 too, for the helpers)
 ALICE = f"alice0001@{R1}"
 BOB = f"bob000001@{R2}"
 
@@ -67,7 +69,7 @@ class Keys:
 def zone(keys, extra=None):
     z = {f"opendkim._domainkey.{R1}": {"TXT": [keys.record]},
          R2: {"MX": [(10, f"mx.{R2}")]},
-         f"mx.{R2}": {"A": ["127.0.0.1"]},
+         f"mx.{R2}": {"A": [R2_IP]},
          "nullmx.test": {"MX": [(0, ".")]},
          "peer.test": {"MX": [(5, "mx.peer.test")]},
          "mx.peer.test": {"A": ["127.0.0.1"]}}
@@ -76,9 +78,10 @@ def zone(keys, extra=None):
 
 
 def relay2(server, test_ca, dns):
-    leaf = test_ca.make_leaf("relay2", sans=f"DNS:{R2},DNS:mx.{R2},IP:127.0.0.1", cn=R2)
+    leaf = test_ca.make_leaf("relay2", sans=f"DNS:{R2},DNS:mx.{R2},IP:127.0.0.1,IP:{R2_IP}",
+                             cn=R2)
     return server(mail_domain=R2, cert=(str(leaf.fullchain), str(leaf.key)),
-                  extra={"dns_servers": dns.address})
+                  extra={"dns_servers": dns.address, "listen": f"127.0.0.1, {R2_IP}"})
 
 
 def relay1(server, test_ca, dns, keys, https_port, extra=None):
@@ -436,3 +439,58 @@ def test_dkim_key_created_once(server):
     srv.start()
     assert path.read_bytes() == before
     assert srv.log_text().count("DKIM: created") == 1
+
+
+# ---------------------------------------------------------------- MX order, dead destinations
+
+def test_mx_preference_order_falls_through(server, test_ca, keys):
+    """The preferred MX host has nothing listening (127.0.0.3): the next
+    one in preference order gets the message."""
+    dns = zone(keys, {R2: {"MX": [(20, f"mx.{R2}"), (10, f"down.{R2}")]},
+                      f"down.{R2}": {"A": ["127.0.0.3"]}})
+    try:
+        r2 = relay2(server, test_ca, dns)
+        mx_helpers.make_account(r2, BOB)
+        r1 = relay1(server, test_ca, dns, keys, r2.port("https"))
+        s = login(r1, ALICE)
+        assert s.sendmail(ALICE, [BOB], encrypted(ALICE, BOB)) == {}
+        s.quit()
+        cmtest.poll(lambda: len(stored(r2, BOB)) == 1, what="delivery through the second MX")
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        mx_queries = [q for q in dns.queries if q[0].lower().startswith(("down.", "mx."))]
+        assert mx_queries[0][0].lower().startswith(f"down.{R2}")
+    finally:
+        dns.stop()
+
+
+def test_dead_destination_remembered(server, test_ca, keys):
+    """relay2 is down: the first message finds it unreachable; the next one
+    is deferred without a connection attempt and waits for the next probe
+    (not for a backoff); once relay2 is back that probe gets through and
+    everything queued for it goes at once - no flush."""
+    dns = zone(keys)
+    try:
+        r2 = relay2(server, test_ca, dns)
+        mx_helpers.make_account(r2, BOB)
+        port2 = r2.port("https")
+        r2.stop()
+        r1 = relay1(server, test_ca, dns, keys, port2)
+        s = login(r1, ALICE)
+        m1 = encrypted(ALICE, BOB).replace(b"Mr.abc123", b"Mr.dead1")
+        assert s.sendmail(ALICE, [BOB], m1) == {}
+        cmtest.poll(lambda: "unreachable, queued mail for it waits" in r1.log_text(),
+                    what="relay2.test marked unreachable")
+        m2 = encrypted(ALICE, BOB).replace(b"Mr.abc123", b"Mr.dead2")
+        assert s.sendmail(ALICE, [BOB], m2) == {}
+        s.quit()
+        cmtest.poll(lambda: "destination unreachable, not tried" in r1.log_text(),
+                    what="the second message deferred without trying")
+        r2.start()
+        got = cmtest.poll(lambda: len(read_stored(r2, BOB)) == 2 and read_stored(r2, BOB),
+                          what="both delivered after the probe")
+        ids = sorted(m.split(b"Message-ID: ")[1].split(b"\r\n")[0] for m in got)
+        assert ids == [b"<Mr.dead1@example.org>", b"<Mr.dead2@example.org>"]
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        assert "flush" not in r1.log_text()
+    finally:
+        dns.stop()
