@@ -40,6 +40,9 @@ struct options {
     bool expire;     /* the `expire` subcommand, with its arguments: */
     int expire_argc;
     char **expire_argv;
+    bool queue;      /* the `queue` subcommand, with its arguments: */
+    int queue_argc;
+    char **queue_argv;
 };
 
 static struct {
@@ -57,11 +60,14 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
                "       chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n"
+               "       chatmaild-server -c FILE queue [list|flush]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
                "  expire     one expiry pass now: reports what it would remove;\n"
                "             --remove removes it (--dry-run: the default, said\n"
                "             explicitly); --days N pretends the date is N days earlier\n"
+               "  queue      list the outbound queue (id, age, recipients, next try,\n"
+               "             last reply); `queue flush`: the running server retries all now\n"
                "  --version  print the version and exit\n");
 }
 
@@ -78,6 +84,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->expire = true;
             o->expire_argc = argc - i - 1;
             o->expire_argv = argv + i + 1;
+            break;
+        } else if (strcmp(a, "queue") == 0) {
+            o->queue = true;
+            o->queue_argc = argc - i - 1;
+            o->queue_argv = argv + i + 1;
             break;
         } else if (strcmp(a, "--version") == 0) {
             printf("chatmaild-server %s\n", CM_VERSION);
@@ -361,6 +372,11 @@ int main(int argc, char **argv)
         if (app.cfg.log_level && log_level_parse(app.cfg.log_level, &lvl) == 0)
             log_set_level(lvl);
         int rc = expire_cli(&app.cfg, o.expire_argc, o.expire_argv);
+        config_free(&app.cfg);
+        return rc;
+    }
+    if (o.queue) {
+        int rc = smtp_queue_cli(&app.cfg, o.queue_argc, o.queue_argv);
         config_free(&app.cfg);
         return rc;
     }

@@ -80,6 +80,8 @@ struct config {
     char *log_level;                /* info */
     bool store_compress;            /* write new messages gzip-compressed (Dovecot zlib_save = gz) */
     int expire_time;                /* minute of the (local) day of the daily expiry pass (00:02) */
+    long queue_lifetime;            /* seconds a queued message is tried (2d) */
+    int mxdeliv_port;               /* port of peers' POST /mxdeliv (443; tests point it elsewhere) */
     char *metrics_allow;            /* "": /metrics for loopback only; else IPs/CIDRs too */
     long max_http_connections;      /* 4096 HTTP(S) connections; per client IP: 1/5 */
     /* absolute deadlines in seconds (issue 16): bytes do not extend them */

@@ -72,6 +72,8 @@ const struct cfg_key cfg_keys[] = {
     {"imap_prelogin_timeout", CK_LONG, "60", F(imap_prelogin_timeout)},
     {"smtp_command_timeout", CK_LONG, "300", F(smtp_command_timeout)},
     {"smtp_transaction_timeout", CK_LONG, "1800", F(smtp_transaction_timeout)},
+    {"queue_lifetime", CK_DURATION, "2d", F(queue_lifetime)},
+    {"mxdeliv_port", CK_PORT, "443", F(mxdeliv_port)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
@@ -149,6 +151,7 @@ static void apply_typed(struct config *cfg, const struct cfg_key *k, const char 
     case CK_BOOL: why = cfg_parse_bool(v, (bool *)(void *)field); break;
     case CK_PORT: why = cfg_parse_port(v, (int *)(void *)field); break;
     case CK_TIME: why = cfg_parse_time(v, (int *)(void *)field); break;
+    case CK_DURATION: why = cfg_parse_duration(v, (long *)(void *)field); break;
     case CK_LOGLEVEL: {
         const char *name = cfg_log_level_name(v);
         *(char **)(void *)field = strdup(name ? name : "info");

@@ -94,6 +94,7 @@ static int put_key(const struct config *cfg, const struct cfg_key *k, struct buf
         int m = *(const int *)(const void *)field;
         return buf_printf(out, "%s = %02d:%02d\n", k->name, m / 60, m % 60);
     }
+    case CK_DURATION: return buf_printf(out, "%s = %lds\n", k->name, *(const long *)(const void *)field);
     case CK_LISTEN: return put_list(out, k->name, cfg->listen, cfg->n_listen);
     case CK_DNS: return put_list(out, k->name, cfg->dns_servers, cfg->n_dns_servers);
     case CK_DOMAINS:

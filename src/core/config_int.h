@@ -23,6 +23,7 @@ enum cfg_kind {
     CK_DOMAINS, /* smtp_plaintext_domains[]: domain names */
     CK_LOGLEVEL,/* char *, debug/info/warn/error */
     CK_TIME,    /* int, "HH:MM" as minutes of the day */
+    CK_DURATION,/* long seconds: an integer with optional s, m, h or d suffix */
     CK_SPECIAL, /* handled by cfg_derive (defaults depend on other keys) */
 };
 
@@ -52,6 +53,7 @@ const char *cfg_parse_time(const char *s, int *minutes);
 const char *cfg_parse_bool(const char *s, bool *out);
 const char *cfg_parse_double(const char *s, double *out);
 const char *cfg_parse_size(const char *s, long *out);
+const char *cfg_parse_duration(const char *s, long *secs);
 const char *cfg_check_domain(const char *s);
 const char *cfg_check_ip(const char *s);
 const char *cfg_check_dns_server(const char *s);

@@ -116,6 +116,41 @@ const char *cfg_parse_double(const char *s, double *out)
 }
 
 /* §1.2: strip, uppercase, drop one trailing B; G = x1024, M = x1, none = MB. */
+/* "172800", "172800s", "2880m", "48h", "2d" (spaces around allowed). */
+const char *cfg_parse_duration(const char *s, long *secs)
+{
+    const char *why_bad = "not a duration (an integer with optional s, m, h or d suffix, e.g. 2d)";
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    long mult = 1;
+    if (n) {
+        switch (tolower((unsigned char)s[n - 1])) {
+        case 's': mult = 1, n--; break;
+        case 'm': mult = 60, n--; break;
+        case 'h': mult = 3600, n--; break;
+        case 'd': mult = 86400, n--; break;
+        default: break;
+        }
+    }
+    char num[32];
+    if (n == 0 || n >= sizeof num)
+        return why_bad;
+    memcpy(num, s, n);
+    num[n] = '\0';
+    if (looks_negative(num))
+        return "must not be negative";
+    long v;
+    if (parse_digits(num, &v))
+        return why_bad;
+    if (v > LONG_MAX / mult)
+        return "out of range";
+    *secs = v * mult;
+    return NULL;
+}
+
 const char *cfg_parse_size(const char *s, long *out)
 {
     const char *why_bad = "not a size (an integer with optional M or G suffix, e.g. 500M, 2G)";

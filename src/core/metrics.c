@@ -43,6 +43,21 @@ static const struct {
     [M_MXDELIV_413] = {"mxdeliv_requests{status=\"413\"}", NULL, "mxdeliv_requests"},
     [M_MXDELIV_503] = {"mxdeliv_requests{status=\"503\"}", NULL, "mxdeliv_requests"},
     [M_MXDELIV_OTHER] = {"mxdeliv_requests{status=\"other\"}", NULL, "mxdeliv_requests"},
+    [M_OUTQ_MXDELIV_DELIVERED] = {"outbound_deliveries{path=\"mxdeliv\",outcome=\"delivered\"}",
+                                  "Outbound delivery attempts per destination by path and outcome",
+                                  "outbound_deliveries"},
+    [M_OUTQ_MXDELIV_DEFERRED] = {"outbound_deliveries{path=\"mxdeliv\",outcome=\"deferred\"}",
+                                 NULL, "outbound_deliveries"},
+    [M_OUTQ_MXDELIV_BOUNCED] = {"outbound_deliveries{path=\"mxdeliv\",outcome=\"bounced\"}",
+                                NULL, "outbound_deliveries"},
+    [M_OUTQ_SMTP_DELIVERED] = {"outbound_deliveries{path=\"smtp\",outcome=\"delivered\"}",
+                               NULL, "outbound_deliveries"},
+    [M_OUTQ_SMTP_DEFERRED] = {"outbound_deliveries{path=\"smtp\",outcome=\"deferred\"}",
+                              NULL, "outbound_deliveries"},
+    [M_OUTQ_SMTP_BOUNCED] = {"outbound_deliveries{path=\"smtp\",outcome=\"bounced\"}",
+                             NULL, "outbound_deliveries"},
+    [M_OUTQ_DNS_FAIL] = {"outbound_dns_failures", "MX and address lookups of the queue that failed",
+                         NULL},
 };
 
 static const struct {
@@ -55,6 +70,7 @@ static const struct {
     [G_IMAP_IDLE] = {"imap_idle_sessions", "IMAP sessions in IDLE"},
     [G_QUEUE_LENGTH] = {"queue_length", "Messages waiting in the outbound queue"},
     [G_ACCOUNTS] = {"accounts", "Accounts known to the server"},
+    [G_QUEUE_OLDEST_AGE] = {"queue_oldest_age_seconds", "Age of the oldest queued message"},
 };
 
 /* Histogram bucket bounds in microseconds. */

@@ -42,6 +42,13 @@ enum metric_counter {
     M_MXDELIV_413,
     M_MXDELIV_503,
     M_MXDELIV_OTHER,
+    M_OUTQ_MXDELIV_DELIVERED, /* outbound_deliveries{path,outcome}: one per destination attempt */
+    M_OUTQ_MXDELIV_DEFERRED,
+    M_OUTQ_MXDELIV_BOUNCED,
+    M_OUTQ_SMTP_DELIVERED,
+    M_OUTQ_SMTP_DEFERRED,
+    M_OUTQ_SMTP_BOUNCED,
+    M_OUTQ_DNS_FAIL,          /* outbound_dns_failures: MX/address lookups that failed */
     M_COUNTER_COUNT
 };
 
@@ -53,6 +60,7 @@ enum metric_gauge {
     G_IMAP_IDLE,
     G_QUEUE_LENGTH, /* files in <state_dir>/queue: counted at start, then +/- */
     G_ACCOUNTS,     /* account dirs with a password file: counted at start, then +/- */
+    G_QUEUE_OLDEST_AGE, /* seconds since the oldest queued message arrived (runner, 1 s) */
     G_GAUGE_COUNT
 };
 

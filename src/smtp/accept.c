@@ -21,6 +21,7 @@
  *     0, ...): "a file arrived in new/, sync to give it its UID" - and
  *     then the callback runs. */
 #include "smtp/accept_int.h"
+#include "smtp/outq.h"
 #include "smtp/queue.h"
 #include "smtp/smtp.h"
 
@@ -378,6 +379,8 @@ static void conclude(struct accept_job *j)
     bool all_ok = collect_results(j);
     if (all_ok || !j->m.all_or_nothing) {
         tell_watchers(j);
+        if (j->res.queued) /* final: the runner takes it */
+            outq_notify(j->res.queue_id);
         complete(j);
         return;
     }

@@ -24,6 +24,10 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
 void smtp_stop(void);
 /* Frees that state; call after the loop has finished (nothing in flight). */
 void smtp_free(void);
+/* `chatmaild-server -c FILE queue [list|flush]`: lists the outbound queue
+ * from its files, or asks the running server to retry everything now.
+ * Returns the exit code. */
+int smtp_queue_cli(const struct config *cfg, int argc, char **argv);
 /* <state_dir>/spool (made by smtp_init), where receivers spill large
  * messages (core/spool.h); NULL before smtp_init. */
 const char *smtp_spool_dir(void);

@@ -19,6 +19,7 @@
  * worker or store callback still refers to it; no reply or log line names
  * the client's address. */
 #include "smtp/submission_int.h"
+#include "smtp/outq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -445,6 +446,11 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
+    if (outq_start(loop, cfg, smtp_mod.queue_dir, err, errlen) < 0) {
+        accept_dkim_stop();
+        smtp_free();
+        return -1;
+    }
     return 0;
 }
 
@@ -452,11 +458,13 @@ const char *smtp_spool_dir(void) { return smtp_mod.spool_dir; }
 
 void smtp_stop(void)
 {
+    outq_stop();
     accept_dkim_stop();
 }
 
 void smtp_free(void)
 {
+    outq_free();
     accept_dkim_free();
     accept_free();
     smtp_ratelimit_free(smtp_mod.ratelimit);

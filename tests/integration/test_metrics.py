@@ -13,7 +13,8 @@ recipient (queue_length), a full mailbox (quota_exceeded), the quota trim
 after delivery, mail from another relay on port 25 (the incoming
 encryption decisions, accepted / refused by reason, DKIM verdicts), open sessions per protocol, IDLE, and the expiry pass that
 SIGUSR1 starts (fsreport gauges, accounts of expired users), and the
-answers to POST /mxdeliv by status."""
+answers to POST /mxdeliv by status, and the outbound queue runner
+(deliveries by path and outcome, DNS failures, the oldest message's age)."""
 import imaplib
 import os
 import re
@@ -42,6 +43,8 @@ COVERS = {
                               "incoming_mailer_daemon_mail_count", "incoming_mail",
                               "dkim_verify"},
     "test_mxdeliv_metrics": {"mxdeliv_requests", "delivered_mail"},
+    "test_outbound_metrics": {"outbound_deliveries", "outbound_dns_failures",
+                              "queue_oldest_age_seconds", "queue_length"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -204,6 +207,42 @@ def test_delivery_metrics(server):
     t2 = Tracker(srv, "test_delivery_metrics")
     assert t2.value("queue_length") == 1 and t2.value("delivered_mail") == 0
     t.done()
+
+
+# ---------------------------------------------------------------- outbound queue
+
+def test_outbound_metrics(server, test_ca, tmp_path):
+    import test_outbound as ob
+    keys = ob.Keys(tmp_path)
+    dns = ob.zone(keys)
+    peer = ob.Peer(test_ca, [503, 200])
+    try:
+        srv = ob.relay1(server, test_ca, dns, keys, peer.port)
+        t = Tracker(srv, "test_outbound_metrics")
+        s = login(srv, ob.ALICE)
+        rcpt = "carol@peer.test"
+        assert s.sendmail(ob.ALICE, [rcpt], ob.encrypted(ob.ALICE, rcpt)) == {}
+        # /mxdeliv answered 503, the SMTP slot deferred it
+        t.expect({'outbound_deliveries{path="smtp",outcome="deferred"}': 1, "queue_length": 1,
+                  'outbound_deliveries{path="mxdeliv",outcome="delivered"}': 0})
+        cmtest.poll(lambda: scrape(srv)[0]["queue_oldest_age_seconds"] >= 1,
+                    what="the oldest message's age")
+        t.covered.add("queue_oldest_age_seconds")
+        ob.queue_cli(srv, "flush")
+        t.expect({'outbound_deliveries{path="mxdeliv",outcome="delivered"}': 1,
+                  "queue_length": -1}, timeout=cmtest.TIMEOUT)
+        cmtest.poll(lambda: scrape(srv)[0]["queue_oldest_age_seconds"] == 0,
+                    what="no queued message: age 0")
+        t.last = scrape(srv)[0]
+        # NXDOMAIN: a DNS failure and a bounce (a report stored for alice)
+        assert s.sendmail(ob.ALICE, ["x@nx.test"], ob.encrypted(ob.ALICE, "x@nx.test")) == {}
+        t.expect({"outbound_dns_failures": 1, "delivered_mail": 1,
+                  'outbound_deliveries{path="mxdeliv",outcome="bounced"}': 1})
+        s.quit()
+        t.done()
+    finally:
+        peer.stop()
+        dns.stop()
 
 
 # ---------------------------------------------------------------- /mxdeliv

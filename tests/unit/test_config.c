@@ -556,6 +556,27 @@ TEST(store_and_expiry_keys)
     expect_error("store_compress = gz", "store_compress", "gz", NULL);
 }
 
+TEST(queue_keys)
+{
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\n"), 0);
+    CHECK_INT_EQ(cfg.queue_lifetime, 2 * 86400);
+    CHECK_INT_EQ(cfg.mxdeliv_port, 443);
+    static const struct { const char *v; long secs; } ok[] = {
+        {"172800", 172800}, {"90s", 90}, {"30m", 1800}, {"48h", 172800}, {"5d", 432000},
+        {" 2D ", 172800}, {"0", 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[params]\nmail_domain = chat.example.org\nqueue_lifetime = %s\n",
+                 ok[i].v);
+        CHECK_INT_EQ(parse(text), 0);
+        CHECK_INT_EQ(cfg.queue_lifetime, ok[i].secs);
+    }
+    expect_error("queue_lifetime = 2w", "queue_lifetime", "2w", NULL);
+    expect_error("queue_lifetime = d", "queue_lifetime", "d", NULL);
+    expect_error("queue_lifetime = -5m", "queue_lifetime", "-5m", "must not be negative");
+    expect_error("mxdeliv_port = 70000", "mxdeliv_port", "70000", NULL);
+}
+
 int main(void)
 {
     RUN(read_config_basic_using_defaults);
@@ -583,6 +604,7 @@ int main(void)
     RUN(load_file_errors);
     RUN(store_and_expiry_keys);
     RUN(smtp_plaintext_domains);
+    RUN(queue_keys);
     config_free(&cfg);
     return check_report();
 }
