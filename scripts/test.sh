@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # README command 2 (and .ci/run): install dependencies, build, and run every
 # test: unit tests (ctest), integration tests and interop tests with real
-# clients (pytest: Delta Chat, mbsync, offlineimap, swaks, Chromium) on a normal build,
-# the same again on an ASan+UBSan build, the worker-path tests on a
+# clients (pytest: Delta Chat, mbsync, offlineimap, swaks, Chromium) and the
+# hostile-client tests on a normal build,
+# the unit, integration and interop tests again on an ASan+UBSan build, the
+# worker-path tests on a
 # ThreadSanitizer build, then a short run of every fuzz harness.
 #   CM_FUZZ_SECONDS   seconds per fuzz harness (default 30)
 #   CM_SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
@@ -36,6 +38,11 @@ else
 fi
 rm -rf "$stage"
 run_suite build
+# hostile clients (connection floods, slow and stalled clients, password
+# guessing, memory per connection, IMAP resource attacks): release build
+# only, as their memory and timing figures are about the real binary
+step "hostile-client tests (build)"
+CM_SERVER_BIN="$PWD/build/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/hostile || fail=1
 
 if [ -z "${CM_SKIP_ASAN:-}" ]; then
   step "build (asan+ubsan)"

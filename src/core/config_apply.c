@@ -74,6 +74,7 @@ const struct cfg_key cfg_keys[] = {
     {"smtp_transaction_timeout", CK_LONG, "1800", F(smtp_transaction_timeout)},
     {"queue_lifetime", CK_DURATION, "2d", F(queue_lifetime)},
     {"mxdeliv_port", CK_PORT, "443", F(mxdeliv_port)},
+    {"outbound_smtp_port", CK_PORT, "25", F(outbound_smtp_port)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");

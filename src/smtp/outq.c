@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "dkim/dkim.h"
+#include "smtp/smtpc.h"
 #include "store/accounts.h"
 #include "store/mailbox.h"
 #include "store/maildir.h"
@@ -121,6 +122,7 @@ static struct {
     struct dns *dns;
     struct curlm *curl;
     struct outq_mxdeliv_ctx mxd;
+    struct outq_smtp_ctx smtp;
     struct {
         outq_transport_fn fn;
         void *ctx;
@@ -146,36 +148,10 @@ static int64_t now_s(void)
 
 /* ------------------------------------------------------------ transports */
 
-static int smtp_unavailable(void *ctx, struct outq_attempt *a);
-
 void outq_set_transport(enum outq_transport_id id, outq_transport_fn fn, void *ctx)
 {
     Q.t[id].fn = fn;
     Q.t[id].ctx = ctx;
-}
-
-/* The SMTP slot until the SMTP client is plugged in: a temporary failure,
- * so the message stays queued and is retried. Answers on the next turn. */
-static void unavail_cb(uv_timer_t *t)
-{
-    struct outq_attempt *a = t->data;
-    uv_close((uv_handle_t *)t, (uv_close_cb)free);
-    a->session.code = 451;
-    snprintf(a->session.text, sizeof a->session.text,
-             "451 4.4.0 %s: SMTP fallback not available", a->host);
-    a->done(a);
-}
-
-static int smtp_unavailable(void *ctx, struct outq_attempt *a)
-{
-    (void)ctx;
-    uv_timer_t *t = malloc(sizeof *t);
-    if (!t)
-        return -1;
-    uv_timer_init(Q.loop, t);
-    t->data = a;
-    uv_timer_start(t, unavail_cb, 0, 0);
-    return 0;
 }
 
 /* ------------------------------------------------------------ files */
@@ -1162,10 +1138,15 @@ int outq_start(uv_loop_t *loop, const struct config *cfg, const char *queue_dir,
     Q.quota = quota_cache_shared();
     Q.mxd = (struct outq_mxdeliv_ctx){.curl = Q.curl, .ca_file = cfg->tls_ca_file,
                                       .port = cfg->mxdeliv_port};
-    if (!Q.t[OUTQ_T_MXDELIV].fn)
-        outq_set_transport(OUTQ_T_MXDELIV, outq_mxdeliv_start, &Q.mxd);
-    if (!Q.t[OUTQ_T_SMTP].fn)
-        outq_set_transport(OUTQ_T_SMTP, smtp_unavailable, NULL);
+    outq_set_transport(OUTQ_T_MXDELIV, outq_mxdeliv_start, &Q.mxd);
+    Q.smtp = (struct outq_smtp_ctx){.loop = loop, .cfg = cfg, .dns = Q.dns,
+                                    .port = cfg->outbound_smtp_port};
+    if (smtpc_client_new(&Q.smtp.client, loop, cfg->tls_ca_file, err, errlen) < 0) {
+        outq_stop();
+        outq_free();
+        return -1;
+    }
+    outq_set_transport(OUTQ_T_SMTP, outq_smtp_start, &Q.smtp);
     uv_timer_init(loop, &Q.timer);
     uv_timer_init(loop, &Q.tick);
     uv_timer_start(&Q.tick, on_tick, OUTQ_TICK_MS, OUTQ_TICK_MS);
@@ -1190,6 +1171,7 @@ void outq_stop(void)
     }
     curlm_stop(Q.curl);
     Q.curl = NULL;
+    outq_smtp_stop(&Q.smtp);
     if (Q.dns)
         dns_stop(Q.dns);
     Q.dns = NULL;
@@ -1205,6 +1187,7 @@ void outq_free(void)
     for (size_t i = 0; i < Q.n_dead; i++)
         free(Q.dead[i].domain);
     free(Q.dead);
+    outq_smtp_free(&Q.smtp);
     dkim_signkey_free(Q.key);
     free(Q.dir);
     memset(&Q, 0, sizeof Q);

@@ -115,9 +115,8 @@ typedef int (*outq_transport_fn)(void *ctx, struct outq_attempt *a);
 
 enum outq_transport_id { OUTQ_T_MXDELIV = 0, OUTQ_T_SMTP, OUTQ_T_COUNT };
 
-/* Replaces a transport (the SMTP client plugs into OUTQ_T_SMTP). Before
- * outq_start. Until then the smtp slot answers "451 4.4.0 SMTP fallback not
- * available": mail is retried, never lost. */
+/* Replaces a transport (tests plug their own in). After outq_start, which
+ * sets the real ones. */
 void outq_set_transport(enum outq_transport_id id, outq_transport_fn fn, void *ctx);
 
 /* The mxdeliv transport (outq_mxdeliv.c) over core/curlm. */
@@ -128,6 +127,24 @@ struct outq_mxdeliv_ctx {
     int port;                      /* mxdeliv_port (443) */
 };
 int outq_mxdeliv_start(void *ctx, struct outq_attempt *a);
+
+/* The smtp transport (outq_smtp.c) over smtpc, port outbound_smtp_port
+ * (25). outq_start fills the context; stop before the resolver stops. */
+struct smtpc_client;
+struct dns;
+struct smtp_req;
+struct outq_smtp_ctx {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct smtpc_client *client;
+    struct dns *dns;
+    int port;
+    bool stopping;
+    struct smtp_req *reqs;         /* in flight */
+};
+int outq_smtp_start(void *ctx, struct outq_attempt *a);
+void outq_smtp_stop(struct outq_smtp_ctx *c);
+void outq_smtp_free(struct outq_smtp_ctx *c);
 
 /* ---------------------------------------------------------------- runner */
 

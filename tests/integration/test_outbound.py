@@ -84,8 +84,10 @@ def relay2(server, test_ca, dns):
 
 
 def relay1(server, test_ca, dns, keys, https_port, extra=None):
+    # the SMTP fallback goes to a closed port unless a test points it at a peer
     return server(extra={"dns_servers": dns.address, "dkim_key_path": str(keys.path),
                          "tls_ca_file": str(test_ca.crt), "mxdeliv_port": https_port,
+                         "outbound_smtp_port": 9,
                          "max_user_send_burst_size": 1000, "max_user_send_per_minute": 6000,
                          **(extra or {})})
 
@@ -174,6 +176,31 @@ def test_relay_to_relay_mxdeliv(server, test_ca, keys):
         m1 = scrape(r1)[0]
         assert m1['outbound_deliveries{path="mxdeliv",outcome="delivered"}'] == 1
         assert m1["queue_length"] == 0
+        assert "delivered to " + BOB in r1.log_text()
+    finally:
+        dns.stop()
+
+
+def test_relay_to_relay_smtp_fallback(server, test_ca, keys):
+    """relay2's /mxdeliv unreachable: the message goes over SMTP to relay2's
+    port 25 (here its smtp_port) with verified STARTTLS, DKIM-signed."""
+    dns = zone(keys)
+    try:
+        r2 = relay2(server, test_ca, dns)
+        mx_helpers.make_account(r2, BOB)
+        r1 = relay1(server, test_ca, dns, keys, 9,
+                    extra={"outbound_smtp_port": r2.port("smtp")})
+        msg = encrypted(ALICE, BOB)
+        s = login(r1, ALICE)
+        assert s.sendmail(ALICE, [BOB], msg) == {}
+        s.quit()
+        got = cmtest.poll(lambda: read_stored(r2, BOB), what="the message on relay2")
+        assert len(got) == 1
+        assert got[0].split(b"\r\n\r\n", 1)[1] == msg.split(b"\r\n\r\n", 1)[1]
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        assert scrape(r2)[0]['dkim_verify{result="pass"}'] == 1
+        m1 = scrape(r1)[0]
+        assert m1['outbound_deliveries{path="smtp",outcome="delivered"}'] == 1
         assert "delivered to " + BOB in r1.log_text()
     finally:
         dns.stop()
@@ -273,7 +300,7 @@ def test_peer_503_then_200(server, test_ca, keys):
                           what="`queue` shows the attempt")
         assert ids[0].name in out and rcpt in out and "pending" in out
         assert "HTTP 503" in out and "1 message queued" in out
-        assert "SMTP fallback not available" in r1.log_text()
+        assert "smtp mx.peer.test: " in r1.log_text()  # the fallback was tried too
         assert queue_cli(r1, "flush").startswith("queue: flush requested")
         cmtest.poll(lambda: len(peer.got) == 2, what="the retry after flush")
         cmtest.poll(lambda: not queued(r1), what="the queue empty")
@@ -304,7 +331,7 @@ def test_lifetime_dsn(server, test_ca, keys):
         raw, m = got[0]
         check_dsn(raw, m, [rcpt], "4.")
         assert b"within the time allowed" in raw
-        assert b"HTTP 503" in raw or b"SMTP fallback" in raw
+        assert b"HTTP 503" in raw or b"smtp mx.peer.test" in raw
         assert len(peer.got) >= 1
         cmtest.poll(lambda: not queued(r1), what="the queue empty")
     finally:
