@@ -29,9 +29,6 @@ class DnsServer:
         self.behave = {}
         self.queries = []
         self.lock = threading.Lock()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, port))
-        self.port = self.udp.getsockname()[1]
         owner = self
 
         class TCPHandler(socketserver.BaseRequestHandler):
@@ -54,7 +51,19 @@ class DnsServer:
                     pass
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.tcp = socketserver.ThreadingTCPServer((host, self.port), TCPHandler)
+        # A free UDP port may be taken for TCP (another test's connection
+        # uses it as its local port): with port=0, pick another pair.
+        for attempt in range(50):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind((host, port))
+            self.port = self.udp.getsockname()[1]
+            try:
+                self.tcp = socketserver.ThreadingTCPServer((host, self.port), TCPHandler)
+                break
+            except OSError:
+                self.udp.close()
+                if port != 0 or attempt == 49:
+                    raise
         self.tcp.daemon_threads = True
         self.threads = [threading.Thread(target=self._udp_loop, daemon=True),
                         threading.Thread(target=self.tcp.serve_forever, daemon=True)]
