@@ -23,7 +23,7 @@ certificate for mx.relay2.test. A small Python HTTPS peer (Peer) answers
   - a shortened queue_lifetime: a DSN saying the time ran out;
   - SIGKILL of relay1 with mail queued for a stopped relay2: after both
     restart, every message delivered exactly once;
-  - 100 messages to one destination all delivered.
+  - 1,000 messages to one destination all delivered, nothing deferred.
 """
 import email
 import email.policy
@@ -416,19 +416,19 @@ def test_sigkill_with_queued_mail(server, test_ca, keys):
 # ---------------------------------------------------------------- volume
 
 @pytest.mark.timeout(240)
-def test_hundred_messages_one_destination(server, test_ca, keys):
+def test_thousand_messages_one_destination(server, test_ca, keys):
     dns = zone(keys)
     try:
         r2 = relay2(server, test_ca, dns)
         mx_helpers.make_account(r2, BOB)
         r1 = relay1(server, test_ca, dns, keys, r2.port("https"))
         s = login(r1, ALICE)
-        n = 100
+        n = 1000
         for i in range(n):
             msg = encrypted(ALICE, BOB).replace(b"Mr.abc123", f"Mr.vol{i}".encode())
             assert s.sendmail(ALICE, [BOB], msg) == {}
         s.quit()
-        cmtest.poll(lambda: len(stored(r2, BOB)) >= n, timeout=60, what="100 messages on relay2")
+        cmtest.poll(lambda: len(stored(r2, BOB)) >= n, timeout=120, what="1000 messages on relay2")
         cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
         assert len(stored(r2, BOB)) == n
         assert "deferred" not in r1.log_text()
