@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/certwatch.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -53,6 +54,7 @@ static struct {
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t trim;
     struct expire_daily *expiry;
+    struct certwatch *certwatch;
     bool stopping;
 } app;
 
@@ -203,6 +205,8 @@ static void on_trim(uv_timer_t *t)
 static void on_net_down(void)
 {
     smtp_stop();
+    certwatch_stop(app.certwatch);
+    app.certwatch = NULL;
     uv_close((uv_handle_t *)&app.trim, NULL);
     expire_daily_stop(app.expiry);
     app.expiry = NULL;
@@ -341,6 +345,7 @@ static int serve(void)
     if (!app.expiry)
         log_warn("daily expiry could not be scheduled");
     metrics_set_extra(render_fsreport);
+    app.certwatch = certwatch_start(app.loop, &app.cfg, app.tls);
     uv_timer_init(app.loop, &app.trim);
     uv_timer_start(&app.trim, on_trim, LIM_MEMORY_TRIM_MS, LIM_MEMORY_TRIM_MS);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
