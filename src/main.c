@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/net.h"
 #include "core/tls.h"
+#include "http/dnszone.h"
 #include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
@@ -44,6 +45,9 @@ struct options {
     bool queue;      /* the `queue` subcommand, with its arguments: */
     int queue_argc;
     char **queue_argv;
+    bool dns;        /* the `dns` subcommand, with its arguments: */
+    int dns_argc;
+    char **dns_argv;
 };
 
 static struct {
@@ -63,6 +67,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
                "       chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n"
                "       chatmaild-server -c FILE queue [list|flush]\n"
+               "       chatmaild-server -c FILE dns [--zonefile F]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
                "  expire     one expiry pass now: reports what it would remove;\n"
@@ -70,6 +75,9 @@ static void usage(FILE *f)
                "             explicitly); --days N pretends the date is N days earlier\n"
                "  queue      list the outbound queue (id, age, recipients, next try,\n"
                "             last reply); `queue flush`: the running server retries all now\n"
+               "  dns        print the DNS zone the relay needs (required and\n"
+               "             recommended records, the DKIM key's record);\n"
+               "             --zonefile F writes it to F\n"
                "  --version  print the version and exit\n");
 }
 
@@ -86,6 +94,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->expire = true;
             o->expire_argc = argc - i - 1;
             o->expire_argv = argv + i + 1;
+            break;
+        } else if (strcmp(a, "dns") == 0) {
+            o->dns = true;
+            o->dns_argc = argc - i - 1;
+            o->dns_argv = argv + i + 1;
             break;
         } else if (strcmp(a, "queue") == 0) {
             o->queue = true;
@@ -377,6 +390,11 @@ int main(int argc, char **argv)
         if (app.cfg.log_level && log_level_parse(app.cfg.log_level, &lvl) == 0)
             log_set_level(lvl);
         int rc = expire_cli(&app.cfg, o.expire_argc, o.expire_argv);
+        config_free(&app.cfg);
+        return rc;
+    }
+    if (o.dns) {
+        int rc = dnszone_cli(&app.cfg, o.dns_argc, o.dns_argv);
         config_free(&app.cfg);
         return rc;
     }
