@@ -67,7 +67,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
                "       chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n"
                "       chatmaild-server -c FILE queue [list|flush]\n"
-               "       chatmaild-server -c FILE dns [--zonefile F]\n"
+               "       chatmaild-server -c FILE dns [--zonefile F] [--check]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
                "  expire     one expiry pass now: reports what it would remove;\n"
@@ -77,7 +77,8 @@ static void usage(FILE *f)
                "             last reply); `queue flush`: the running server retries all now\n"
                "  dns        print the DNS zone the relay needs (required and\n"
                "             recommended records, the DKIM key's record);\n"
-               "             --zonefile F writes it to F\n"
+               "             --zonefile F writes it to F; --check asks the zone's\n"
+               "             server and exits 1 when a required record is wrong\n"
                "  --version  print the version and exit\n");
 }
 

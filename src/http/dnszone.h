@@ -25,8 +25,11 @@ struct dnszone_in {
  * quoted strings of at most 255 bytes. 0 or -1 (memory). */
 int dnszone_format(const struct dnszone_in *in, struct buf *out);
 
-/* `chatmaild-server -c FILE dns [--zonefile F]`: the zone on stdout or in
- * F (the DKIM key at dkim_key_path is created when missing, as the server
+/* `chatmaild-server -c FILE dns [--zonefile F] [--check]`: the zone on
+ * stdout or in F; --check asks the zone's authoritative server (the first
+ * dns_servers entry when set, else the domain's NS) for each record, prints
+ * one line per record (ok / MISSING / DIFFERS / warning for recommended
+ * ones) and exits 1 when a required one is missing or differs (the DKIM key at dkim_key_path is created when missing, as the server
  * does; A/AAAA as DNS has them, through dns_servers when set). An
  * IPv4-literal relay
  * needs no DNS: says so. Exit status. */

@@ -116,3 +116,46 @@ def test_bad_arguments(server_bin, tmp_path):
     r = run(server_bin, ini, "--bogus")
     assert r.returncode == 2 and "unknown argument: --bogus" in r.stderr
     assert not os.path.exists(tmp_path / "k.pem")
+
+
+def test_check_against_the_printed_zone(server_bin, tmp_path):
+    """--check asks the zone's server (dns_servers here) for every record:
+    loaded with the printed zone it passes; without the DKIM record it exits
+    1 naming it; a missing recommended record is only a warning."""
+    key = tmp_path / "dkim.pem"
+    dns = DnsServer({D: {"A": ["127.0.0.11"]}})
+    try:
+        ini = write_ini(tmp_path, f"mail_domain = {D}\ndkim_key_path = {key}\n"
+                        f"mailboxes_dir = {tmp_path}/mail\nstate_dir = {tmp_path}/state\n"
+                        f"dns_servers = {dns.address}\n")
+        r = run(server_bin, ini)
+        assert r.returncode == 0, r.stderr
+        for (name, rtype), rrs in records(r.stdout).items():
+            dns.set(name, rtype, [rr.rdata for rr in rrs])
+        ok = run(server_bin, ini, "--check")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert f"; checking at {dns.address}" in ok.stdout
+        for line in (f"ok       {D} MX 10 {D}.", f"ok       www.{D} CNAME {D}.",
+                     f"ok       _imaps._tcp.{D} SRV 0 1 993 {D}.",
+                     f'ok       {D} CAA 0 issue "letsencrypt.org"'):
+            assert line in ok.stdout, ok.stdout
+        assert f"ok       opendkim._domainkey.{D} TXT v=DKIM1;k=rsa;p=" in ok.stdout
+        assert "MISSING" not in ok.stdout and "warning" not in ok.stdout
+
+        del dns.zone[f"opendkim._domainkey.{D}"]
+        dns.zone[f"_adsp._domainkey.{D}"] = {}
+        bad = run(server_bin, ini, "--check")
+        assert bad.returncode == 1, bad.stdout
+        assert f"MISSING opendkim._domainkey.{D} TXT (no such domain (NXDOMAIN))" in bad.stdout
+        assert f"warning _adsp._domainkey.{D} TXT" in bad.stdout
+        assert "1 required record missing or different" in bad.stdout
+
+        dns.set(f"opendkim._domainkey.{D}", "TXT", ["v=DKIM1;k=rsa;p=AAAA"])
+        dns.set(D, "MX", [(10, f"mx.{D}")])
+        diff = run(server_bin, ini, "--check")
+        assert diff.returncode == 1
+        assert f'DIFFERS {D} MX: "10 mx.{D}." where "10 {D}." is wanted' in diff.stdout
+        assert f"DIFFERS opendkim._domainkey.{D} TXT" in diff.stdout
+        assert "2 required records missing or different" in diff.stdout
+    finally:
+        dns.stop()
