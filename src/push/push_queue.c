@@ -1,0 +1,617 @@
+/* push_queue.c: the durable notification queue (see push.h): items in
+ * memory mirror the files of <mailboxes_dir>/pending_notifications; a
+ * one-shot timer (also used to defer work out of callbacks) sends what is
+ * due, at most PUSH_INFLIGHT_MAX at once. Every file operation runs on
+ * libuv's worker pool:
+ *
+ *   delivery  worker: the account's valid tokens (metadata.json, locked)
+ *             loop: per token not pending (coalescing) a new item
+ *             worker: its file (.tmp, fsync, rename, fsync of the dir)
+ *             loop: due now
+ *   answer    200/410: worker: (410: the token out of metadata.json) the
+ *             file removed; loop: the item freed. Otherwise the next try
+ *             8^n s later, or dropped (file removed).
+ *   scan      at start (after the privilege drop: from the first timer
+ *             turn) and when items spilled to disk only: the files read
+ *             back, .tmp and unparsable ones removed at start.
+ */
+#include "push/push.h"
+#include "push/push_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/curlm.h"
+#include "core/fileio.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+enum item_state { IT_WRITING, IT_WAITING, IT_SENDING, IT_FINISHING };
+
+struct item {
+    char id[PUSH_ID_LEN + 1];
+    char addr[STORE_ADDR_MAX + 1];
+    int64_t start_ts;
+    char *token;
+    size_t token_len;
+    uint64_t hash;
+    char tag[9];             /* for logs: never the token */
+    unsigned attempts;
+    uint64_t due_ms;         /* uv_now() of the next attempt */
+    uint64_t t_deliv_ns;     /* uv_hrtime() of the delivery; 0 = read from disk */
+    enum item_state st;
+    bool spill;              /* on disk only: freed after its write */
+    size_t slot;             /* index in P.items */
+};
+
+enum job_kind { J_TOKENS, J_WRITE, J_FINISH, J_SCAN };
+
+struct job {
+    uv_work_t w;
+    enum job_kind kind;
+    int rc, err;
+    /* J_TOKENS */
+    char addr[STORE_ADDR_MAX + 1];
+    uint64_t t_ns;
+    struct buf toks;
+    /* J_WRITE, J_FINISH */
+    struct item *it;
+    bool gone;               /* J_FINISH after a 410 */
+    /* J_SCAN */
+    bool initial;
+    size_t limit;
+    unsigned gen;
+    struct item **found;
+    size_t n_found;
+    bool more;
+    long n_files;
+    unsigned removed;
+};
+
+static struct {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    char *dir;
+    double scale;
+    struct curlm *curl;
+    uv_timer_t timer;
+    bool started, stopping, scanned_initial, scanning;
+    struct item **items;     /* PUSH_MEM_MAX slots */
+    size_t n;
+    unsigned inflight;
+    bool spilled;            /* files that are not in memory exist */
+    unsigned spill_gen;
+    char (*removed)[PUSH_ID_LEN + 1]; /* ids finished while a scan runs */
+    size_t n_removed, cap_removed;
+} P;
+
+static void kick(void);
+static void on_timer(uv_timer_t *t);
+
+/* ------------------------------------------------------------ items */
+
+static struct item *item_new(const char *addr, int64_t start_ts, const char *tok, size_t len)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it || !(it->token = malloc(len + 1))) {
+        free(it);
+        return NULL;
+    }
+    memcpy(it->token, tok, len);
+    it->token[len] = '\0';
+    it->token_len = len;
+    snprintf(it->addr, sizeof it->addr, "%s", addr);
+    it->start_ts = start_ts;
+    it->hash = push_token_hash(tok, len);
+    push_token_tag(tok, len, it->tag);
+    return it;
+}
+
+static void item_free(struct item *it)
+{
+    if (it) {
+        free(it->token);
+        free(it);
+    }
+}
+
+static void items_add(struct item *it)
+{
+    it->slot = P.n;
+    P.items[P.n++] = it;
+}
+
+static void items_remove(struct item *it)
+{
+    struct item *last = P.items[--P.n];
+    P.items[it->slot] = last;
+    last->slot = it->slot;
+}
+
+static bool token_pending(uint64_t hash, const char *tok)
+{
+    for (size_t i = 0; i < P.n; i++)
+        if (P.items[i]->hash == hash && strcmp(P.items[i]->token, tok) == 0)
+            return true;
+    return false;
+}
+
+static bool id_known(const struct item *x)
+{
+    for (size_t i = 0; i < P.n; i++)
+        if (P.items[i]->hash == x->hash && strcmp(P.items[i]->id, x->id) == 0)
+            return true;
+    for (size_t i = 0; i < P.n_removed; i++)
+        if (strcmp(P.removed[i], x->id) == 0)
+            return true;
+    return false;
+}
+
+static void note_removed(const char *id)
+{
+    if (!P.scanning)
+        return;
+    if (P.n_removed == P.cap_removed) {
+        size_t cap = P.cap_removed ? P.cap_removed * 2 : 64;
+        void *p = realloc(P.removed, cap * sizeof *P.removed);
+        if (!p)
+            return; /* at worst one more notification */
+        P.removed = p;
+        P.cap_removed = cap;
+    }
+    snprintf(P.removed[P.n_removed++], PUSH_ID_LEN + 1, "%s", id);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static int ensure_dir(void)
+{
+    if (mkdir(P.dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT || mkdir(P.cfg->mailboxes_dir, 0755) < 0)
+        return errno == EEXIST && mkdir(P.dir, 0700) == 0 ? 0 : -1;
+    return mkdir(P.dir, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void path_of(char *out, size_t cap, const char *id)
+{
+    snprintf(out, cap, "%s/%s", P.dir, id);
+}
+
+static void tokens_work(struct job *j)
+{
+    j->rc = store_md_get_tokens(P.cfg, j->addr, time(NULL), &j->toks);
+}
+
+static void write_work(struct job *j)
+{
+    struct item *it = j->it;
+    struct buf b = {0};
+    j->rc = push_item_format(it->addr, it->start_ts, it->token, &b);
+    if (j->rc == 0) {
+        j->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, true);
+        if (j->rc < 0 && errno == ENOENT && ensure_dir() == 0)
+            j->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, true);
+    }
+    j->err = j->rc < 0 ? errno : 0;
+    buf_free(&b);
+}
+
+static void finish_work(struct job *j)
+{
+    char path[4096];
+    if (j->gone && store_md_remove_token(P.cfg, j->it->addr, j->it->token, time(NULL)) < 0)
+        j->err = errno ? errno : EIO;
+    path_of(path, sizeof path, j->it->id);
+    j->rc = unlink(path) == 0 ? 0 : -errno;
+}
+
+static struct item *read_item(int dfd, const char *name, bool *bad)
+{
+    *bad = false;
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL; /* gone meanwhile */
+    char *data = malloc(PUSH_FILE_MAX + 1);
+    size_t len = 0;
+    ssize_t r = 0;
+    while (data && len <= PUSH_FILE_MAX &&
+           (r = read(fd, data + len, PUSH_FILE_MAX + 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    struct push_item_data *d = data ? malloc(sizeof *d) : NULL;
+    struct item *it = NULL;
+    if (d && r >= 0 && len <= PUSH_FILE_MAX && push_item_parse(data, len, d) == 0) {
+        it = item_new(d->addr, d->start_ts, d->token, d->token_len);
+        if (it)
+            memcpy(it->id, name, PUSH_ID_LEN + 1); /* push_item_name_ok: 32 characters */
+    } else if (d && r >= 0) {
+        *bad = true;
+    }
+    free(d);
+    free(data);
+    return it;
+}
+
+static void scan_work(struct job *j)
+{
+    if (j->initial)
+        (void)ensure_dir();
+    DIR *d = opendir(P.dir);
+    if (!d) {
+        j->rc = -errno;
+        return;
+    }
+    j->found = calloc(j->limit ? j->limit : 1, sizeof *j->found);
+    if (!j->found) {
+        closedir(d);
+        j->rc = -ENOMEM;
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        bool ok = push_item_name_ok(e->d_name);
+        if (!ok) {
+            if (j->initial && unlinkat(dirfd(d), e->d_name, 0) == 0)
+                j->removed++; /* .tmp of an interrupted write, or not an item */
+            continue;
+        }
+        j->n_files++;
+        if (j->n_found == j->limit) {
+            j->more = true;
+            if (!j->initial)
+                break;
+            continue;
+        }
+        bool bad;
+        struct item *it = read_item(dirfd(d), e->d_name, &bad);
+        if (it)
+            j->found[j->n_found++] = it;
+        else if (bad && unlinkat(dirfd(d), e->d_name, 0) == 0) {
+            j->removed++;
+            j->n_files--;
+        }
+    }
+    closedir(d);
+}
+
+static void job_work(uv_work_t *w)
+{
+    struct job *j = w->data;
+    switch (j->kind) {
+    case J_TOKENS: tokens_work(j); break;
+    case J_WRITE: write_work(j); break;
+    case J_FINISH: finish_work(j); break;
+    case J_SCAN: scan_work(j); break;
+    }
+}
+
+/* ------------------------------------------------------------ loop side */
+
+static void job_done(uv_work_t *w, int status);
+
+static int submit(struct job *j)
+{
+    j->w.data = j;
+    return uv_queue_work(P.loop, &j->w, job_work, job_done);
+}
+
+static void start_write(struct item *it)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j || (j->kind = J_WRITE, j->it = it, submit(j) < 0)) {
+        free(j);
+        log_error("push: cannot queue the notification of %s (token %s)", it->addr, it->tag);
+        if (!it->spill)
+            items_remove(it);
+        item_free(it);
+    }
+}
+
+/* The item's file goes (after a 410 with the token); then the item. */
+static void finish(struct item *it, bool gone)
+{
+    it->st = IT_FINISHING;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j || (j->kind = J_FINISH, j->it = it, j->gone = gone, submit(j) < 0)) {
+        free(j); /* the file stays: sent again after a restart */
+        items_remove(it);
+        item_free(it);
+    }
+}
+
+static void tokens_done(struct job *j)
+{
+    if (j->rc < 0 || !j->toks.data)
+        return; /* no account or no metadata.json: no tokens */
+    int64_t now = time(NULL);
+    char *save = NULL;
+    for (char *t = strtok_r(j->toks.data, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        size_t len = strlen(t);
+        if (len == 0 || len > STORE_TOKEN_MAX)
+            continue;
+        if (token_pending(push_token_hash(t, len), t)) {
+            metrics_inc(M_PUSH_COALESCED);
+            continue;
+        }
+        struct item *it = item_new(j->addr, now, t, len);
+        if (!it) {
+            log_error("push: out of memory for a notification of %s", j->addr);
+            return;
+        }
+        unsigned char rnd[PUSH_ID_LEN / 2];
+        randombytes_buf(rnd, sizeof rnd);
+        sodium_bin2hex(it->id, sizeof it->id, rnd, sizeof rnd);
+        it->t_deliv_ns = j->t_ns;
+        it->st = IT_WRITING;
+        if (P.n < PUSH_MEM_MAX)
+            items_add(it);
+        else
+            it->spill = true;
+        start_write(it);
+    }
+}
+
+static void write_done(struct job *j)
+{
+    struct item *it = j->it;
+    if (j->rc < 0) {
+        log_error("push: cannot write %s/%s: %s", P.dir, it->id, strerror(j->err));
+        if (!it->spill)
+            items_remove(it);
+        item_free(it);
+        return;
+    }
+    metrics_gauge_add(G_PUSH_QUEUE_LENGTH, 1);
+    if (it->spill) {
+        P.spilled = true;
+        P.spill_gen++;
+        item_free(it);
+        return;
+    }
+    it->st = IT_WAITING;
+    it->due_ms = uv_now(P.loop);
+}
+
+static void finish_done(struct job *j)
+{
+    struct item *it = j->it;
+    if (j->gone && j->err)
+        log_error("push: cannot remove token %s of %s from metadata.json: %s", it->tag,
+                  it->addr, strerror(j->err));
+    if (j->rc == 0)
+        metrics_gauge_add(G_PUSH_QUEUE_LENGTH, -1);
+    else if (j->rc != -ENOENT)
+        log_error("push: cannot remove %s/%s: %s", P.dir, it->id, strerror(-j->rc));
+    note_removed(it->id);
+    items_remove(it);
+    item_free(it);
+}
+
+static void scan_done(struct job *j)
+{
+    P.scanning = false;
+    if (j->rc < 0)
+        log_error("push: cannot read %s: %s", P.dir, strerror(-j->rc));
+    if (j->initial) {
+        metrics_gauge_set(G_PUSH_QUEUE_LENGTH, j->n_files);
+        if (j->n_files || j->removed)
+            log_info("push: %ld pending notifications queued again, %u stale files removed",
+                     j->n_files, j->removed);
+    }
+    bool more = j->more;
+    uint64_t now = uv_now(P.loop);
+    for (size_t i = 0; i < j->n_found; i++) {
+        struct item *it = j->found[i];
+        if (P.stopping || id_known(it)) {
+            item_free(it);
+        } else if (P.n >= PUSH_MEM_MAX) {
+            more = true;
+            item_free(it);
+        } else {
+            it->st = IT_WAITING;
+            it->due_ms = now;
+            items_add(it);
+        }
+    }
+    free(j->found);
+    P.n_removed = 0;
+    P.spilled = more || P.spill_gen != j->gen;
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    (void)status;
+    switch (j->kind) {
+    case J_TOKENS:
+        if (!P.stopping)
+            tokens_done(j);
+        buf_free(&j->toks);
+        break;
+    case J_WRITE: write_done(j); break;
+    case J_FINISH: finish_done(j); break;
+    case J_SCAN: scan_done(j); break;
+    }
+    free(j);
+    kick();
+}
+
+static void start_scan(bool initial)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->kind = J_SCAN;
+    j->initial = initial;
+    j->limit = PUSH_MEM_MAX - P.n;
+    j->gen = P.spill_gen;
+    P.n_removed = 0;
+    P.scanning = true;
+    if (submit(j) < 0) {
+        P.scanning = false;
+        free(j);
+    }
+}
+
+/* ------------------------------------------------------------ sending */
+
+static void on_sent(void *ud, enum push_outcome o, long status)
+{
+    struct item *it = ud;
+    P.inflight--;
+    if (o == PUSH_CANCELLED) { /* stopping: the file stays */
+        it->st = IT_WAITING;
+        return;
+    }
+    if (it->attempts == 0 && it->t_deliv_ns)
+        metrics_observe_push_us((uv_hrtime() - it->t_deliv_ns) / 1000);
+    it->attempts++;
+    if (o == PUSH_DONE) {
+        log_debug("push: %s token %s notified", it->addr, it->tag);
+        finish(it, false);
+    } else if (o == PUSH_GONE) {
+        log_info("push: %s token %s is gone (410): removed", it->addr, it->tag);
+        finish(it, true);
+    } else if (push_should_drop(it->attempts, it->start_ts, wall_ms(), P.scale)) {
+        metrics_inc(M_PUSH_DROPS);
+        log_info("push: %s token %s dropped after %u attempts (last status %ld)", it->addr,
+                 it->tag, it->attempts, status);
+        finish(it, false);
+    } else {
+        metrics_inc(M_PUSH_RETRIES);
+        uint64_t delay = push_retry_delay_ms(it->attempts, P.scale);
+        log_info("push: %s token %s: attempt %u failed (status %ld), next in %llu ms", it->addr,
+                 it->tag, it->attempts, status, (unsigned long long)delay);
+        it->st = IT_WAITING;
+        it->due_ms = uv_now(P.loop) + delay;
+    }
+    kick();
+}
+
+static void pump(void)
+{
+    if (P.stopping)
+        return;
+    if (!P.scanned_initial) {
+        P.scanned_initial = true;
+        start_scan(true);
+    } else if (P.spilled && !P.scanning && P.n < PUSH_MEM_MAX / 2) {
+        start_scan(false);
+    }
+    uint64_t now = uv_now(P.loop), next = UINT64_MAX;
+    for (size_t i = 0; i < P.n; i++) {
+        struct item *it = P.items[i];
+        if (it->st != IT_WAITING)
+            continue;
+        if (it->due_ms > now) {
+            next = it->due_ms < next ? it->due_ms : next;
+            continue;
+        }
+        if (P.inflight >= PUSH_INFLIGHT_MAX)
+            break; /* an answer kicks again */
+        if (push_send(P.curl, P.cfg, it->token, it->token_len, on_sent, it)) {
+            it->st = IT_SENDING;
+            P.inflight++;
+        } else {
+            it->due_ms = now + 1000; /* no memory: a second later */
+            next = it->due_ms < next ? it->due_ms : next;
+        }
+    }
+    if (next != UINT64_MAX)
+        uv_timer_start(&P.timer, on_timer, next - now, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    (void)t;
+    pump();
+}
+
+/* Runs pump on the next loop turn (never inside a callback of curl or of
+ * a job). */
+static void kick(void)
+{
+    if (P.started && !P.stopping)
+        uv_timer_start(&P.timer, on_timer, 0, 0);
+}
+
+/* ------------------------------------------------------------ module */
+
+int push_start(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen)
+{
+    memset(&P, 0, sizeof P);
+    P.loop = loop;
+    P.cfg = cfg;
+    P.scale = push_time_scale(getenv("CM_PUSH_TIME_SCALE"));
+    struct buf b = {0};
+    const char *why = "out of memory";
+    if (buf_printf(&b, "%s/%s", cfg->mailboxes_dir, PUSH_DIR) < 0 ||
+        !(P.items = calloc(PUSH_MEM_MAX, sizeof *P.items)) ||
+        !(P.curl = curlm_start(loop, &why))) {
+        snprintf(err, errlen, "push: %s", why);
+        buf_free(&b);
+        free(P.items);
+        memset(&P, 0, sizeof P);
+        return -1;
+    }
+    P.dir = buf_steal_str(&b);
+    uv_timer_init(loop, &P.timer);
+    P.started = true;
+    if (P.scale != 1.0)
+        log_info("push: test time scale %g", P.scale);
+    kick(); /* the start-up scan, once the loop runs (after the privilege drop) */
+    return 0;
+}
+
+void push_delivered(const char *addr)
+{
+    if (!P.started || P.stopping)
+        return;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->kind = J_TOKENS;
+    snprintf(j->addr, sizeof j->addr, "%s", addr);
+    j->t_ns = uv_hrtime();
+    if (submit(j) < 0)
+        free(j);
+}
+
+void push_stop(void)
+{
+    if (!P.started || P.stopping)
+        return;
+    P.stopping = true;
+    uv_timer_stop(&P.timer);
+    uv_close((uv_handle_t *)&P.timer, NULL);
+    curlm_stop(P.curl);
+}
+
+void push_free(void)
+{
+    for (size_t i = 0; i < P.n; i++)
+        item_free(P.items[i]);
+    free(P.items);
+    free(P.removed);
+    free(P.dir);
+    memset(&P, 0, sizeof P);
+}
