@@ -3,7 +3,8 @@ against a notification server the test starts (push_helpers.PushEndpoint:
 HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
 
   - a submission from another user: exactly one POST /notify, body = the
-    token, no Content-Type; the item file gone afterwards;
+    token, no Content-Type; the item file gone afterwards; mail from
+    another relay by POST /mxdeliv: one POST too;
   - a self-sent message and an IMAP APPEND: no request;
   - two tokens: two requests;
   - 410: the token leaves metadata.json (GETMETADATA no longer shows it);
@@ -18,7 +19,8 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
   - 100 deliveries in a burst to one token while the endpoint holds its
     answer: coalesced into at most 2 requests.
 """
-import signal
+import http.client
+import socket
 import time
 
 import pytest
@@ -27,6 +29,7 @@ import cmtest
 from cmtest import DOMAIN
 from push_helpers import (PushEndpoint, get_tokens, imap, pending, pending_dir, push_server,
                           send, set_tokens)
+import mx_helpers
 from submit_helpers import account_dir, fixture, stored
 
 ALICE = f"alice0001@{DOMAIN}"
@@ -67,6 +70,27 @@ def test_delivery_sends_one_post(server, test_ca, endpoint):
     assert g.headers["content-length"] == str(len(TOK))
     cmtest.poll(lambda: pending(srv) == [], what="the item file removed")
     assert TOK not in srv.log_text()  # logs carry a short hash only
+
+
+def test_mxdeliv_delivery_notifies(server, test_ca, endpoint):
+    ep = endpoint()
+    keys = mx_helpers.MxKeys()
+    dns = mx_helpers.mx_dns(keys)
+    try:
+        srv = push_server(server, test_ca, ep, extra={"dns_servers": dns.address})
+        set_tokens(srv, BOB, [TOK])
+        body = mx_helpers.sign(mx_helpers.encrypted(BOB), keys)
+        raw = socket.create_connection((cmtest.HOST, srv.port("https")), timeout=cmtest.TIMEOUT)
+        c = http.client.HTTPConnection(DOMAIN)
+        c.sock = cmtest.client_context(alpn=["http/1.1"]).wrap_socket(raw, server_hostname=DOMAIN)
+        c.request("POST", "/mxdeliv", body, {"X-MAIL-FROM": mx_helpers.SENDER, "X-MAIL-TO": BOB})
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"250 OK")
+        c.close()
+        got = settle(ep, 1)
+        assert [g.body for g in got] == [TOK.encode()]
+    finally:
+        dns.stop()
 
 
 def test_self_sent_and_append_send_nothing(server, test_ca, endpoint):
