@@ -346,7 +346,10 @@ static void tokens_done(struct job *j)
     char *save = NULL;
     for (char *t = strtok_r(j->toks.data, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
         size_t len = strlen(t);
-        if (len == 0 || len > STORE_TOKEN_MAX)
+        bool clean = len > 0 && len <= STORE_TOKEN_MAX;
+        for (size_t k = 0; clean && k < len; k++)
+            clean = (unsigned char)t[k] >= 0x20 && t[k] != 0x7f; /* as the file format wants */
+        if (!clean)
             continue;
         if (token_pending(push_token_hash(t, len), t)) {
             metrics_inc(M_PUSH_COALESCED);
