@@ -19,8 +19,10 @@
  * Bounded: at most PUSH_INFLIGHT_MAX requests at once and PUSH_MEM_MAX
  * items in memory; beyond that new items wait on disk only and are read
  * back by a scan once the memory queue has drained to half. Disk work
- * (token lookups, item files, metadata.json) runs on libuv's worker pool;
- * the loop never waits for the disk or the network.
+ * (token lookups, item files, metadata.json) runs in batches on the slow
+ * worker pool (core/workpool.h, shared with IMAP SEARCH), never on libuv's
+ * pool that deliveries use; the loop never waits for the disk or the
+ * network.
  *
  * The test-only environment variable CM_PUSH_TIME_SCALE (0 < s <= 1)
  * multiplies the schedule's times (8 s, 64 s, ..., 5 h) so tests run it in

@@ -16,6 +16,7 @@
 #define PUSH_ATTEMPTS_MAX 5       /* dropped after the fifth attempt */
 #define PUSH_MAX_AGE_S (5 * 3600) /* ... or 5 h after the delivery */
 #define PUSH_INFLIGHT_MAX 64      /* requests at once */
+#define PUSH_CONNECTIONS_MAX 8    /* to an HTTP/1.1 server; HTTP/2 needs one */
 #define PUSH_MEM_MAX 4096         /* items in memory; the rest wait on disk */
 #define PUSH_FILE_MAX (STORE_ADDR_MAX + 1 + 20 + 1 + STORE_TOKEN_MAX + 1)
 #define PUSH_TIMEOUT_MS 60000     /* one request */

@@ -2,11 +2,13 @@
  * memory mirror the files of <mailboxes_dir>/pending_notifications; a
  * one-shot timer (also used to defer work out of callbacks) sends what is
  * due, at most PUSH_INFLIGHT_MAX at once. Every file operation runs on
- * libuv's worker pool:
+ * the slow worker pool (core/workpool.h), in batches of up to PUSH_BATCH,
+ * one batch per kind at a time:
  *
  *   delivery  worker: the account's valid tokens (metadata.json, locked)
  *             loop: per token not pending (coalescing) a new item
- *             worker: its file (.tmp, fsync, rename, fsync of the dir)
+ *             worker: its file (.tmp, fsync, rename; the dir fsynced once
+ *             per batch)
  *             loop: due now
  *   answer    200/410: worker: (410: the token out of metadata.json) the
  *             file removed; loop: the item freed. Otherwise the next try
@@ -33,7 +35,9 @@
 #include "core/curlm.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/limits.h"
 #include "core/metrics.h"
+#include "core/workpool.h"
 
 enum item_state { IT_WRITING, IT_WAITING, IT_SENDING, IT_FINISHING };
 
@@ -50,26 +54,40 @@ struct item {
     uint64_t t_deliv_ns;     /* uv_hrtime() of the delivery; 0 = read from disk */
     enum item_state st;
     bool spill;              /* on disk only: freed after its write */
+    bool gone;               /* finishing after a 410: the token goes too */
     size_t slot;             /* index in P.items */
+    struct item *qnext;      /* in a write or finish batch */
+    int rc, err;             /* worker results */
 };
 
-enum job_kind { J_TOKENS, J_WRITE, J_FINISH, J_SCAN };
-
-struct job {
-    uv_work_t w;
-    enum job_kind kind;
-    int rc, err;
-    /* J_TOKENS */
+/* A delivery whose tokens are looked up. */
+struct tok_req {
+    struct tok_req *next;
     char addr[STORE_ADDR_MAX + 1];
     uint64_t t_ns;
     struct buf toks;
-    /* J_WRITE, J_FINISH */
-    struct item *it;
-    bool gone;               /* J_FINISH after a 410 */
+    int rc;
+};
+
+struct iq {
+    struct item *head, **tail;
+};
+
+enum job_kind { J_TOKENS, J_WRITE, J_FINISH, J_SCAN, J_KINDS };
+
+/* One batch of work of one kind on the slow pool (at most one per kind at
+ * a time): up to PUSH_BATCH lookups, writes or removals. */
+struct job {
+    struct workpool_job wj;
+    enum job_kind kind;
+    struct tok_req *reqs;    /* J_TOKENS */
+    struct item *items;      /* J_WRITE, J_FINISH (linked by qnext) */
+    int dir_err;             /* J_WRITE: fsync of the directory */
     /* J_SCAN */
     bool initial;
     size_t limit;
     unsigned gen;
+    int rc;
     struct item **found;
     size_t n_found;
     bool more;
@@ -77,17 +95,24 @@ struct job {
     unsigned removed;
 };
 
+#define PUSH_BATCH 256
+
 static struct {
     uv_loop_t *loop;
     const struct config *cfg;
     char *dir;
     double scale;
     struct curlm *curl;
+    struct workpool *pool;
     uv_timer_t timer;
     bool started, stopping, scanned_initial, scanning;
     struct item **items;     /* PUSH_MEM_MAX slots */
     size_t n;
     unsigned inflight;
+    bool busy[J_KINDS];
+    unsigned jobs;           /* on the pool */
+    struct tok_req *tq, **tq_tail;
+    struct iq wq, fq;        /* to write, to finish */
     bool spilled;            /* files that are not in memory exist */
     unsigned spill_gen;
     char (*removed)[PUSH_ID_LEN + 1]; /* ids finished while a scan runs */
@@ -135,6 +160,26 @@ static void items_remove(struct item *it)
     struct item *last = P.items[--P.n];
     P.items[it->slot] = last;
     last->slot = it->slot;
+}
+
+static void iq_push(struct iq *q, struct item *it)
+{
+    it->qnext = NULL;
+    *q->tail = it;
+    q->tail = &it->qnext;
+}
+
+/* Up to PUSH_BATCH items off the queue, as a list. */
+static struct item *iq_take(struct iq *q)
+{
+    struct item *head = q->head, **pp = &q->head;
+    for (int k = 0; *pp && k < PUSH_BATCH; k++)
+        pp = &(*pp)->qnext;
+    q->head = *pp;
+    *pp = NULL;
+    if (!q->head)
+        q->tail = &q->head;
+    return head;
 }
 
 static bool token_pending(uint64_t hash, const char *tok)
@@ -189,37 +234,44 @@ static int ensure_dir(void)
     return mkdir(P.dir, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void path_of(char *out, size_t cap, const char *id)
-{
-    snprintf(out, cap, "%s/%s", P.dir, id);
-}
-
 static void tokens_work(struct job *j)
 {
-    j->rc = store_md_get_tokens(P.cfg, j->addr, time(NULL), &j->toks);
+    for (struct tok_req *r = j->reqs; r; r = r->next)
+        r->rc = store_md_get_tokens(P.cfg, r->addr, time(NULL), &r->toks);
 }
 
+/* Each file written and fsynced under a temporary name, renamed; then the
+ * directory fsynced once for the batch, before any of them is sent. */
 static void write_work(struct job *j)
 {
-    struct item *it = j->it;
     struct buf b = {0};
-    j->rc = push_item_format(it->addr, it->start_ts, it->token, &b);
-    if (j->rc == 0) {
-        j->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, true);
-        if (j->rc < 0 && errno == ENOENT && ensure_dir() == 0)
-            j->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, true);
+    bool any = false;
+    for (struct item *it = j->items; it; it = it->qnext) {
+        b.len = 0;
+        it->rc = push_item_format(it->addr, it->start_ts, it->token, &b);
+        if (it->rc == 0) {
+            it->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, false);
+            if (it->rc < 0 && errno == ENOENT && ensure_dir() == 0)
+                it->rc = fileio_write_atomic(P.dir, it->id, b.data, b.len, 0600, false);
+        }
+        it->err = it->rc < 0 ? errno : 0;
+        any |= it->rc == 0;
     }
-    j->err = j->rc < 0 ? errno : 0;
     buf_free(&b);
+    j->dir_err = any && fileio_fsync_path(P.dir) < 0 ? errno : 0;
 }
 
 static void finish_work(struct job *j)
 {
     char path[4096];
-    if (j->gone && store_md_remove_token(P.cfg, j->it->addr, j->it->token, time(NULL)) < 0)
-        j->err = errno ? errno : EIO;
-    path_of(path, sizeof path, j->it->id);
-    j->rc = unlink(path) == 0 ? 0 : -errno;
+    for (struct item *it = j->items; it; it = it->qnext) {
+        it->err = 0;
+        errno = 0;
+        if (it->gone && store_md_remove_token(P.cfg, it->addr, it->token, time(NULL)) < 0)
+            it->err = errno ? errno : EIO;
+        snprintf(path, sizeof path, "%s/%s", P.dir, it->id);
+        it->rc = unlink(path) == 0 ? 0 : -errno;
+    }
 }
 
 static struct item *read_item(int dfd, const char *name, bool *bad)
@@ -268,8 +320,7 @@ static void scan_work(struct job *j)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
-        bool ok = push_item_name_ok(e->d_name);
-        if (!ok) {
+        if (!push_item_name_ok(e->d_name)) {
             if (j->initial && unlinkat(dirfd(d), e->d_name, 0) == 0)
                 j->removed++; /* .tmp of an interrupted write, or not an item */
             continue;
@@ -293,36 +344,43 @@ static void scan_work(struct job *j)
     closedir(d);
 }
 
-static void job_work(uv_work_t *w)
+static void job_work(struct workpool_job *wj)
 {
-    struct job *j = w->data;
+    struct job *j = wj->data;
     switch (j->kind) {
     case J_TOKENS: tokens_work(j); break;
     case J_WRITE: write_work(j); break;
     case J_FINISH: finish_work(j); break;
     case J_SCAN: scan_work(j); break;
+    case J_KINDS: break;
     }
 }
 
 /* ------------------------------------------------------------ loop side */
 
-static void job_done(uv_work_t *w, int status);
+static void job_done(struct workpool_job *wj);
 
 static int submit(struct job *j)
 {
-    j->w.data = j;
-    return uv_queue_work(P.loop, &j->w, job_work, job_done);
+    j->wj.work = job_work;
+    j->wj.done = job_done;
+    j->wj.data = j;
+    if (!P.pool || workpool_submit(P.pool, &j->wj) < 0)
+        return -1;
+    P.busy[j->kind] = true;
+    P.jobs++;
+    return 0;
 }
 
-static void start_write(struct item *it)
+static void drop_unwritten(struct item *list)
 {
-    struct job *j = calloc(1, sizeof *j);
-    if (!j || (j->kind = J_WRITE, j->it = it, submit(j) < 0)) {
-        free(j);
-        log_error("push: cannot queue the notification of %s (token %s)", it->addr, it->tag);
-        if (!it->spill)
-            items_remove(it);
-        item_free(it);
+    while (list) {
+        struct item *n = list->qnext;
+        log_error("push: cannot queue the notification of %s (token %s)", list->addr, list->tag);
+        if (!list->spill)
+            items_remove(list);
+        item_free(list);
+        list = n;
     }
 }
 
@@ -330,21 +388,17 @@ static void start_write(struct item *it)
 static void finish(struct item *it, bool gone)
 {
     it->st = IT_FINISHING;
-    struct job *j = calloc(1, sizeof *j);
-    if (!j || (j->kind = J_FINISH, j->it = it, j->gone = gone, submit(j) < 0)) {
-        free(j); /* the file stays: sent again after a restart */
-        items_remove(it);
-        item_free(it);
-    }
+    it->gone = gone;
+    iq_push(&P.fq, it);
 }
 
-static void tokens_done(struct job *j)
+static void tokens_done(struct tok_req *r)
 {
-    if (j->rc < 0 || !j->toks.data)
+    if (r->rc < 0 || !r->toks.data)
         return; /* no account or no metadata.json: no tokens */
     int64_t now = time(NULL);
     char *save = NULL;
-    for (char *t = strtok_r(j->toks.data, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+    for (char *t = strtok_r(r->toks.data, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
         size_t len = strlen(t);
         bool clean = len > 0 && len <= STORE_TOKEN_MAX;
         for (size_t k = 0; clean && k < len; k++)
@@ -355,58 +409,65 @@ static void tokens_done(struct job *j)
             metrics_inc(M_PUSH_COALESCED);
             continue;
         }
-        struct item *it = item_new(j->addr, now, t, len);
+        struct item *it = item_new(r->addr, now, t, len);
         if (!it) {
-            log_error("push: out of memory for a notification of %s", j->addr);
+            log_error("push: out of memory for a notification of %s", r->addr);
             return;
         }
         unsigned char rnd[PUSH_ID_LEN / 2];
         randombytes_buf(rnd, sizeof rnd);
         sodium_bin2hex(it->id, sizeof it->id, rnd, sizeof rnd);
-        it->t_deliv_ns = j->t_ns;
+        it->t_deliv_ns = r->t_ns;
         it->st = IT_WRITING;
         if (P.n < PUSH_MEM_MAX)
             items_add(it);
         else
             it->spill = true;
-        start_write(it);
+        iq_push(&P.wq, it);
     }
 }
 
 static void write_done(struct job *j)
 {
-    struct item *it = j->it;
-    if (j->rc < 0) {
-        log_error("push: cannot write %s/%s: %s", P.dir, it->id, strerror(j->err));
-        if (!it->spill)
-            items_remove(it);
-        item_free(it);
-        return;
+    if (j->dir_err)
+        log_error("push: cannot fsync %s: %s", P.dir, strerror(j->dir_err));
+    uint64_t now = uv_now(P.loop);
+    for (struct item *it = j->items, *n; it; it = n) {
+        n = it->qnext;
+        if (it->rc < 0) {
+            log_error("push: cannot write %s/%s: %s", P.dir, it->id, strerror(it->err));
+            if (!it->spill)
+                items_remove(it);
+            item_free(it);
+            continue;
+        }
+        metrics_gauge_add(G_PUSH_QUEUE_LENGTH, 1);
+        if (it->spill) {
+            P.spilled = true;
+            P.spill_gen++;
+            item_free(it);
+            continue;
+        }
+        it->st = IT_WAITING;
+        it->due_ms = now;
     }
-    metrics_gauge_add(G_PUSH_QUEUE_LENGTH, 1);
-    if (it->spill) {
-        P.spilled = true;
-        P.spill_gen++;
-        item_free(it);
-        return;
-    }
-    it->st = IT_WAITING;
-    it->due_ms = uv_now(P.loop);
 }
 
 static void finish_done(struct job *j)
 {
-    struct item *it = j->it;
-    if (j->gone && j->err)
-        log_error("push: cannot remove token %s of %s from metadata.json: %s", it->tag,
-                  it->addr, strerror(j->err));
-    if (j->rc == 0)
-        metrics_gauge_add(G_PUSH_QUEUE_LENGTH, -1);
-    else if (j->rc != -ENOENT)
-        log_error("push: cannot remove %s/%s: %s", P.dir, it->id, strerror(-j->rc));
-    note_removed(it->id);
-    items_remove(it);
-    item_free(it);
+    for (struct item *it = j->items, *n; it; it = n) {
+        n = it->qnext;
+        if (it->gone && it->err)
+            log_error("push: cannot remove token %s of %s from metadata.json: %s", it->tag,
+                      it->addr, strerror(it->err));
+        if (it->rc == 0)
+            metrics_gauge_add(G_PUSH_QUEUE_LENGTH, -1);
+        else if (it->rc != -ENOENT)
+            log_error("push: cannot remove %s/%s: %s", P.dir, it->id, strerror(-it->rc));
+        note_removed(it->id);
+        items_remove(it);
+        item_free(it);
+    }
 }
 
 static void scan_done(struct job *j)
@@ -440,19 +501,25 @@ static void scan_done(struct job *j)
     P.spilled = more || P.spill_gen != j->gen;
 }
 
-static void job_done(uv_work_t *w, int status)
+static void job_done(struct workpool_job *wj)
 {
-    struct job *j = w->data;
-    (void)status;
+    struct job *j = wj->data;
+    P.busy[j->kind] = false;
+    P.jobs--;
     switch (j->kind) {
     case J_TOKENS:
-        if (!P.stopping)
-            tokens_done(j);
-        buf_free(&j->toks);
+        for (struct tok_req *r = j->reqs, *n; r; r = n) {
+            n = r->next;
+            if (!P.stopping)
+                tokens_done(r);
+            buf_free(&r->toks);
+            free(r);
+        }
         break;
     case J_WRITE: write_done(j); break;
     case J_FINISH: finish_done(j); break;
     case J_SCAN: scan_done(j); break;
+    case J_KINDS: break;
     }
     free(j);
     kick();
@@ -472,6 +539,55 @@ static void start_scan(bool initial)
     if (submit(j) < 0) {
         P.scanning = false;
         free(j);
+    }
+}
+
+/* Starts a batch of each kind that has work and none on the pool. */
+static void dispatch(void)
+{
+    if (!P.busy[J_TOKENS] && P.tq) {
+        struct job *j = calloc(1, sizeof *j);
+        if (j) {
+            j->kind = J_TOKENS;
+            struct tok_req **pp = &P.tq;
+            for (int k = 0; *pp && k < PUSH_BATCH; k++)
+                pp = &(*pp)->next;
+            j->reqs = P.tq;
+            P.tq = *pp;
+            *pp = NULL;
+            if (!P.tq)
+                P.tq_tail = &P.tq;
+            if (submit(j) < 0) {
+                for (struct tok_req *r = j->reqs, *n; r; r = n) {
+                    n = r->next;
+                    free(r);
+                }
+                free(j);
+            }
+        }
+    }
+    if (!P.busy[J_WRITE] && P.wq.head) {
+        struct job *j = calloc(1, sizeof *j);
+        struct item *list = iq_take(&P.wq);
+        if (!j || (j->kind = J_WRITE, j->items = list, submit(j) < 0)) {
+            free(j);
+            drop_unwritten(list);
+        }
+    }
+    if (!P.busy[J_FINISH] && P.fq.head) {
+        struct job *j = calloc(1, sizeof *j);
+        if (j) {
+            j->kind = J_FINISH;
+            j->items = iq_take(&P.fq);
+            if (submit(j) < 0) { /* the files stay: sent again after a restart */
+                for (struct item *it = j->items, *n; it; it = n) {
+                    n = it->qnext;
+                    items_remove(it);
+                    item_free(it);
+                }
+                free(j);
+            }
+        }
     }
 }
 
@@ -514,6 +630,7 @@ static void pump(void)
 {
     if (P.stopping)
         return;
+    dispatch();
     if (!P.scanned_initial) {
         P.scanned_initial = true;
         start_scan(true);
@@ -577,6 +694,15 @@ int push_start(uv_loop_t *loop, const struct config *cfg, char *err, size_t errl
         return -1;
     }
     P.dir = buf_steal_str(&b);
+    curlm_set_max_host_connections(P.curl, PUSH_CONNECTIONS_MAX);
+    P.tq_tail = &P.tq;
+    P.wq.tail = &P.wq.head;
+    P.fq.tail = &P.fq.head;
+    /* IMAP's slow pool (nice threads): libuv's own pool stays free for
+     * deliveries, so a burst of notifications does not delay IDLE */
+    P.pool = workpool_get(loop, LIM_IMAP_SLOW_WORKERS);
+    if (!P.pool)
+        log_warn("push: no worker pool: notifications are not sent");
     uv_timer_init(loop, &P.timer);
     P.started = true;
     if (P.scale != 1.0)
@@ -589,14 +715,24 @@ void push_delivered(const char *addr)
 {
     if (!P.started || P.stopping)
         return;
-    struct job *j = calloc(1, sizeof *j);
-    if (!j)
+    struct tok_req *r = calloc(1, sizeof *r);
+    if (!r)
         return;
-    j->kind = J_TOKENS;
-    snprintf(j->addr, sizeof j->addr, "%s", addr);
-    j->t_ns = uv_hrtime();
-    if (submit(j) < 0)
-        free(j);
+    snprintf(r->addr, sizeof r->addr, "%s", addr);
+    r->t_ns = uv_hrtime();
+    *P.tq_tail = r;
+    P.tq_tail = &r->next;
+    kick();
+}
+
+/* After push_stop: the timer keeps the loop alive until the batches on
+ * the pool are back (they use P), then closes. */
+static void on_drain(uv_timer_t *t)
+{
+    if (P.jobs == 0) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, NULL);
+    }
 }
 
 void push_stop(void)
@@ -604,13 +740,26 @@ void push_stop(void)
     if (!P.started || P.stopping)
         return;
     P.stopping = true;
-    uv_timer_stop(&P.timer);
-    uv_close((uv_handle_t *)&P.timer, NULL);
     curlm_stop(P.curl);
+    uv_timer_stop(&P.timer);
+    if (P.jobs)
+        uv_timer_start(&P.timer, on_drain, 5, 5);
+    else
+        uv_close((uv_handle_t *)&P.timer, NULL);
 }
 
 void push_free(void)
 {
+    for (struct tok_req *r = P.tq, *n; r; r = n) {
+        n = r->next;
+        buf_free(&r->toks);
+        free(r);
+    }
+    for (struct item *it = P.wq.head, *n; it; it = n) { /* spilled ones are only here */
+        n = it->qnext;
+        if (it->spill)
+            item_free(it);
+    }
     for (size_t i = 0; i < P.n; i++)
         item_free(P.items[i]);
     free(P.items);

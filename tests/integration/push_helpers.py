@@ -140,3 +140,64 @@ def pending_dir(srv):
 def pending(srv):
     d = pending_dir(srv)
     return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+class EndpointProcess:
+    """The same notification server (always 200) in a child process, so
+    that its TLS work does not compete with the test's own threads for
+    Python's GIL (the scale test measures IDLE latency meanwhile). Bodies
+    are appended, one per line, to a file the test reads."""
+
+    def __init__(self, test_ca, tmp):
+        import subprocess
+        import sys
+        leaf = test_ca.make_leaf("push", sans="IP:127.0.0.1,DNS:push.test", cn="push.test")
+        self.log = Path(tmp) / "push-bodies.txt"
+        self.log.write_bytes(b"")
+        self.proc = subprocess.Popen([sys.executable, __file__, str(leaf.fullchain), str(leaf.key),
+                                      str(self.log)], stdout=subprocess.PIPE)
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"https://127.0.0.1:{self.port}/notify"
+
+    def bodies(self):
+        return self.log.read_bytes().splitlines()
+
+    def count(self):
+        return len(self.bodies())
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _serve(cert, key, log):
+    import sys
+    out = open(log, "ab", buffering=0)
+    lock = threading.Lock()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                out.write(body + b"\n")
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    sys.stdout.write(f"{httpd.server_address[1]}\n")
+    sys.stdout.flush()
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+    _serve(*sys.argv[1:4])
