@@ -26,7 +26,8 @@
  *
  * The test-only environment variable CM_PUSH_TIME_SCALE (0 < s <= 1)
  * multiplies the schedule's times (8 s, 64 s, ..., 5 h) so tests run it in
- * seconds. Loop thread only. */
+ * seconds; CM_PUSH_MEM_MAX (1 .. PUSH_MEM_MAX) lowers the in-memory bound
+ * so tests see items wait on disk. Loop thread only. */
 #ifndef CM_PUSH_PUSH_H
 #define CM_PUSH_PUSH_H
 

@@ -106,7 +106,8 @@ static struct {
     struct workpool *pool;
     uv_timer_t timer;
     bool started, stopping, scanned_initial, scanning;
-    struct item **items;     /* PUSH_MEM_MAX slots */
+    struct item **items;     /* mem_max slots */
+    size_t mem_max;          /* PUSH_MEM_MAX; tests: CM_PUSH_MEM_MAX */
     size_t n;
     unsigned inflight;
     bool busy[J_KINDS];
@@ -419,7 +420,7 @@ static void tokens_done(struct tok_req *r)
         sodium_bin2hex(it->id, sizeof it->id, rnd, sizeof rnd);
         it->t_deliv_ns = r->t_ns;
         it->st = IT_WRITING;
-        if (P.n < PUSH_MEM_MAX)
+        if (P.n < P.mem_max)
             items_add(it);
         else
             it->spill = true;
@@ -487,7 +488,7 @@ static void scan_done(struct job *j)
         struct item *it = j->found[i];
         if (P.stopping || id_known(it)) {
             item_free(it);
-        } else if (P.n >= PUSH_MEM_MAX) {
+        } else if (P.n >= P.mem_max) {
             more = true;
             item_free(it);
         } else {
@@ -532,7 +533,7 @@ static void start_scan(bool initial)
         return;
     j->kind = J_SCAN;
     j->initial = initial;
-    j->limit = PUSH_MEM_MAX - P.n;
+    j->limit = P.mem_max - P.n;
     j->gen = P.spill_gen;
     P.n_removed = 0;
     P.scanning = true;
@@ -634,7 +635,7 @@ static void pump(void)
     if (!P.scanned_initial) {
         P.scanned_initial = true;
         start_scan(true);
-    } else if (P.spilled && !P.scanning && P.n < PUSH_MEM_MAX / 2) {
+    } else if (P.spilled && !P.scanning && P.n <= P.mem_max / 2) {
         start_scan(false);
     }
     uint64_t now = uv_now(P.loop), next = UINT64_MAX;
@@ -682,10 +683,12 @@ int push_start(uv_loop_t *loop, const struct config *cfg, char *err, size_t errl
     P.loop = loop;
     P.cfg = cfg;
     P.scale = push_time_scale(getenv("CM_PUSH_TIME_SCALE"));
+    const char *mm = getenv("CM_PUSH_MEM_MAX"); /* test-only: the spill to disk */
+    P.mem_max = mm && atol(mm) > 0 && atol(mm) < PUSH_MEM_MAX ? (size_t)atol(mm) : PUSH_MEM_MAX;
     struct buf b = {0};
     const char *why = "out of memory";
     if (buf_printf(&b, "%s/%s", cfg->mailboxes_dir, PUSH_DIR) < 0 ||
-        !(P.items = calloc(PUSH_MEM_MAX, sizeof *P.items)) ||
+        !(P.items = calloc(P.mem_max, sizeof *P.items)) ||
         !(P.curl = curlm_start(loop, &why))) {
         snprintf(err, errlen, "push: %s", why);
         buf_free(&b);
@@ -705,8 +708,8 @@ int push_start(uv_loop_t *loop, const struct config *cfg, char *err, size_t errl
         log_warn("push: no worker pool: notifications are not sent");
     uv_timer_init(loop, &P.timer);
     P.started = true;
-    if (P.scale != 1.0)
-        log_info("push: test time scale %g", P.scale);
+    if (P.scale != 1.0 || P.mem_max != PUSH_MEM_MAX)
+        log_info("push: test settings: time scale %g, %zu items in memory", P.scale, P.mem_max);
     kick(); /* the start-up scan, once the loop runs (after the privilege drop) */
     return 0;
 }

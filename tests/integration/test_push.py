@@ -17,7 +17,9 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
     an upstream-format item file the test puts there; .tmp and unparsable
     files removed at start;
   - 100 deliveries in a burst to one token while the endpoint holds its
-    answer: coalesced into at most 2 requests.
+    answer: coalesced into at most 2 requests;
+  - more items than fit in memory (CM_PUSH_MEM_MAX=4 while the endpoint
+    holds): the rest wait on disk and every token is notified once.
 """
 import http.client
 import socket
@@ -30,7 +32,7 @@ from cmtest import DOMAIN
 from push_helpers import (PushEndpoint, get_tokens, imap, pending, pending_dir, push_server,
                           send, set_tokens)
 import mx_helpers
-from submit_helpers import account_dir, fixture, stored
+from submit_helpers import account_dir, fixture, login, stored
 
 ALICE = f"alice0001@{DOMAIN}"
 BOB = f"bob000001@{DOMAIN}"
@@ -224,3 +226,28 @@ def test_burst_coalesced(server, test_ca, endpoint):
     send(srv, ALICE, BOB)  # once done, a new delivery notifies again
     settle(ep, before + 1)
     assert ep.count() == before + 1
+
+
+@pytest.mark.timeout(90)
+def test_items_beyond_memory_wait_on_disk(server, test_ca, endpoint):
+    ep = endpoint()
+    ep.hold()
+    srv = server(extra={"notification_url": ep.url, "tls_ca_file": str(test_ca.crt),
+                        "max_user_send_burst_size": 1000, "max_user_send_per_minute": 6000},
+                 start=False)
+    srv.env["CM_PUSH_MEM_MAX"] = "4"  # fewer than the 8 connections
+    srv.start()
+    users = [f"spill{i:04d}@{DOMAIN}" for i in range(40)]
+    for u in users:
+        set_tokens(srv, u, [f"spilltoken{u[5:9]}"])
+    s = login(srv, ALICE)
+    assert s.sendmail(ALICE, users, fixture("encrypted.eml", ALICE, users[0])) == {}
+    s.quit()
+    cmtest.poll(lambda: len(pending(srv)) == 40, what="40 item files")
+    cmtest.poll(lambda: ep.count() == 4, what="the 4 items in memory sent")
+    time.sleep(0.5)
+    assert ep.count() == 4  # the others wait on disk
+    ep.release()
+    got = settle(ep, 40, extra=1.0)
+    assert sorted(g.body for g in got) == sorted(f"spilltoken{u[5:9]}".encode() for u in users)
+    cmtest.poll(lambda: pending(srv) == [], what="every file removed")
