@@ -622,6 +622,7 @@ static void on_sent(void *ud, enum push_outcome o, long status)
         log_info("push: %s token %s: attempt %u failed (status %ld), next in %llu ms", it->addr,
                  it->tag, it->attempts, status, (unsigned long long)delay);
         it->st = IT_WAITING;
+        uv_update_time(P.loop); /* from now, not from the start of this loop turn */
         it->due_ms = uv_now(P.loop) + delay;
     }
     kick();

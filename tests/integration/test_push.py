@@ -169,7 +169,7 @@ def test_failing_endpoint_schedule_then_drop(server, test_ca, endpoint):
     gaps = [b.t - a.t for a, b in zip(got, got[1:])]
     for n, gap in enumerate(gaps, start=1):
         want = 8 ** n * scale
-        assert want * 0.9 <= gap <= want + 0.5, (n, gaps)
+        assert want * 0.9 - 0.005 <= gap <= want + 1.0, (n, gaps)
 
 
 @pytest.mark.timeout(60)
