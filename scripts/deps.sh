@@ -23,7 +23,8 @@ TEST_PKGS=(
   python3-dkim python3-dnslib                     # DKIM reference signer, test DNS server
   python3-cryptography python3-nacl               # DKIM test keys (RSA, Ed25519) made by the tests
   postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
-  opendkim opendkim-tools                         # DKIM signing milter for the Postfix peer, opendkim-genkey
+  opendkim opendkim-tools                         # DKIM milter (signing and verifying) for the Postfix peers, opendkim-genkey/-testkey
+  gpg gpgconf                                     # an OpenPGP key for an outside contact (test_deltachat_dsn.py)
 )
 FRESH_PKGS=(mmdebstrap git)
 

@@ -21,12 +21,14 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/certwatch.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/net.h"
 #include "core/tls.h"
+#include "http/dnszone.h"
 #include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
@@ -43,6 +45,9 @@ struct options {
     bool queue;      /* the `queue` subcommand, with its arguments: */
     int queue_argc;
     char **queue_argv;
+    bool dns;        /* the `dns` subcommand, with its arguments: */
+    int dns_argc;
+    char **dns_argv;
 };
 
 static struct {
@@ -53,6 +58,7 @@ static struct {
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t trim;
     struct expire_daily *expiry;
+    struct certwatch *certwatch;
     bool stopping;
 } app;
 
@@ -61,6 +67,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: chatmaild-server -c FILE [--check]\n"
                "       chatmaild-server -c FILE expire [--remove|--dry-run] [--days N] [-v]\n"
                "       chatmaild-server -c FILE queue [list|flush]\n"
+               "       chatmaild-server -c FILE dns [--zonefile F] [--check]\n"
                "  -c FILE    chatmail.ini to use\n"
                "  --check    validate the configuration, print it and exit\n"
                "  expire     one expiry pass now: reports what it would remove;\n"
@@ -68,6 +75,10 @@ static void usage(FILE *f)
                "             explicitly); --days N pretends the date is N days earlier\n"
                "  queue      list the outbound queue (id, age, recipients, next try,\n"
                "             last reply); `queue flush`: the running server retries all now\n"
+               "  dns        print the DNS zone the relay needs (required and\n"
+               "             recommended records, the DKIM key's record);\n"
+               "             --zonefile F writes it to F; --check asks the zone's\n"
+               "             server and exits 1 when a required record is wrong\n"
                "  --version  print the version and exit\n");
 }
 
@@ -84,6 +95,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->expire = true;
             o->expire_argc = argc - i - 1;
             o->expire_argv = argv + i + 1;
+            break;
+        } else if (strcmp(a, "dns") == 0) {
+            o->dns = true;
+            o->dns_argc = argc - i - 1;
+            o->dns_argv = argv + i + 1;
             break;
         } else if (strcmp(a, "queue") == 0) {
             o->queue = true;
@@ -203,6 +219,8 @@ static void on_trim(uv_timer_t *t)
 static void on_net_down(void)
 {
     smtp_stop();
+    certwatch_stop(app.certwatch);
+    app.certwatch = NULL;
     uv_close((uv_handle_t *)&app.trim, NULL);
     expire_daily_stop(app.expiry);
     app.expiry = NULL;
@@ -341,6 +359,7 @@ static int serve(void)
     if (!app.expiry)
         log_warn("daily expiry could not be scheduled");
     metrics_set_extra(render_fsreport);
+    app.certwatch = certwatch_start(app.loop, &app.cfg, app.tls);
     uv_timer_init(app.loop, &app.trim);
     uv_timer_start(&app.trim, on_trim, LIM_MEMORY_TRIM_MS, LIM_MEMORY_TRIM_MS);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);
@@ -372,6 +391,11 @@ int main(int argc, char **argv)
         if (app.cfg.log_level && log_level_parse(app.cfg.log_level, &lvl) == 0)
             log_set_level(lvl);
         int rc = expire_cli(&app.cfg, o.expire_argc, o.expire_argv);
+        config_free(&app.cfg);
+        return rc;
+    }
+    if (o.dns) {
+        int rc = dnszone_cli(&app.cfg, o.dns_argc, o.dns_argv);
         config_free(&app.cfg);
         return rc;
     }

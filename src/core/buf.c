@@ -12,7 +12,7 @@ int buf_reserve(struct buf *b, size_t extra)
     size_t need = b->len + extra + 1; /* room for a NUL terminator */
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : 64; /* most replies and lines fit at once */
     while (cap < need)
         cap *= 2;
     char *p = realloc(b->data, cap);
@@ -39,15 +39,26 @@ int buf_append_str(struct buf *b, const char *s) { return buf_append(b, s, strle
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
+    /* one pass when the text fits the room left (the usual case), a second
+     * one after growing the buffer otherwise */
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    if (n < 0 || buf_reserve(b, (size_t)n) < 0)
-        return -1;
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if (n < 0)
+        goto undo;
+    if ((size_t)n >= room) {
+        if (buf_reserve(b, (size_t)n) < 0)
+            goto undo;
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
     return 0;
+undo: /* the terminator a partial first pass may have moved */
+    if (b->data)
+        b->data[b->len] = '\0';
+    return -1;
 }
 
 int buf_printf(struct buf *b, const char *fmt, ...)

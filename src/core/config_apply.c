@@ -44,7 +44,7 @@ const struct cfg_key cfg_keys[] = {
     {"privacy_mail", CK_STR, "", F(privacy_mail)},
     {"privacy_pdo", CK_STR, "", F(privacy_pdo)},
     {"privacy_supervisor", CK_STR, "", F(privacy_supervisor)},
-    {"turn_socket_path", CK_STR, "/run/chatmail-turn/turn.socket", F(turn_socket_path)},
+    {"turn_socket_path", CK_STR, "", F(turn_socket_path)},
     {"mailboxes_dir", CK_SPECIAL, NULL, 0},
     /* chatmaild-server's own keys */
     {"listen", CK_LISTEN, "", 0},

@@ -4,6 +4,7 @@
  * Stopping from inside a c-ares callback is deferred until c-ares has
  * returned to us, because a channel must not be destroyed under itself. */
 #include "core/dns.h"
+#include "core/dns_rr.h"
 
 #include <arpa/inet.h>
 #include <ares.h>
@@ -33,7 +34,7 @@ struct dns {
     bool stop_requested, stopped;
 };
 
-enum req_kind { REQ_TXT, REQ_MX, REQ_ADDR };
+enum req_kind { REQ_TXT, REQ_MX, REQ_ADDR, REQ_RR };
 
 struct dns_req {
     struct dns *d;
@@ -42,7 +43,9 @@ struct dns_req {
         dns_txt_cb txt;
         dns_mx_cb mx;
         dns_addr_cb addr;
+        dns_rr_cb rr;
     } cb;
+    int type;                  /* REQ_RR */
     void *arg;
     bool cancelled, starting, finished;
 };
@@ -537,5 +540,46 @@ struct dns_req *dns_addr(struct dns *d, const char *name, dns_addr_cb cb, void *
     hints.ai_flags = ARES_AI_NOSORT;
     d->in_process++;
     ares_getaddrinfo(d->ch, name, NULL, &hints, addr_done, r);
+    return started(d, r);
+}
+
+static void rr_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_req *r = arg;
+    struct dns_rr_result res = {.status = DNS_OK};
+    struct dns_rr_set set = {0};
+    (void)timeouts;
+    res.status = map_status(status, &res.why);
+    if (res.status == DNS_OK) {
+        if (dns_rr_parse(abuf, (size_t)(alen > 0 ? alen : 0), r->type, &set) < 0) {
+            res.status = DNS_TEMPFAIL;
+            res.why = "malformed answer";
+        } else if (set.n == 0) {
+            res.status = DNS_NODATA;
+            res.why = "no record of that type";
+        }
+        res.n = set.n;
+        res.text = set.text;
+    }
+    if (!r->cancelled)
+        r->cb.rr(r->arg, &res);
+    dns_rr_set_free(&set);
+    req_done(r);
+}
+
+struct dns_req *dns_rr(struct dns *d, const char *name, int type, dns_rr_cb cb, void *arg)
+{
+    struct dns_rr_result res = {0};
+    struct dns_req *r;
+    if (refuse_now(d, name, &res.status, &res.why) || !(r = new_req(d, REQ_RR, arg))) {
+        if (!res.why)
+            res.status = DNS_TEMPFAIL, res.why = "out of memory";
+        cb(arg, &res);
+        return NULL;
+    }
+    r->cb.rr = cb;
+    r->type = type;
+    d->in_process++;
+    ares_query(d->ch, name, 1 /* C_IN */, type, rr_done, r);
     return started(d, r);
 }

@@ -54,7 +54,16 @@ struct dns_addr_result {
     struct sockaddr_storage *addr; /* port 0; AF_INET and AF_INET6 */
 };
 
+/* Records of any type (dns_rr.h types) as presentation text. */
+struct dns_rr_result {
+    enum dns_status status;
+    const char *why;
+    size_t n;
+    char *const *text;
+};
+
 typedef void (*dns_txt_cb)(void *arg, const struct dns_txt_result *r);
+typedef void (*dns_rr_cb)(void *arg, const struct dns_rr_result *r);
 typedef void (*dns_mx_cb)(void *arg, const struct dns_mx_result *r);
 typedef void (*dns_addr_cb)(void *arg, const struct dns_addr_result *r);
 
@@ -84,6 +93,8 @@ void dns_stop(struct dns *d);
 struct dns_req *dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg);
 struct dns_req *dns_mx(struct dns *d, const char *name, dns_mx_cb cb, void *arg);
 struct dns_req *dns_addr(struct dns *d, const char *name, dns_addr_cb cb, void *arg);
+/* type: DNS_T_* of dns_rr.h (NS, CNAME, MX, TXT, SRV, CAA). */
+struct dns_req *dns_rr(struct dns *d, const char *name, int type, dns_rr_cb cb, void *arg);
 /* The callback of r will not run (r is freed when c-ares lets go of it). */
 void dns_cancel(struct dns_req *r);
 /* Requests in flight (for tests and shutdown). */

@@ -29,6 +29,7 @@
 
 #include "core/config.h"
 #include "core/limits.h"
+#include "core/turncred.h"
 #include "imap/session_int.h"
 #include "store/store.h"
 
@@ -167,8 +168,14 @@ enum imap_cmd_result imap_cmd_getmetadata(struct imap_session *s, struct imap_cm
         s->turn_pending = buf_steal_str(&b);
         return s->turn_pending ? CMD_ASYNC : imap_no(s, c, "Out of memory.");
     }
-    if (turn)
-        write_entry(&b, MD_TURN_KEY, &(struct buf){0}, false);
+    if (turn) { /* no socket configured: chatmail-turn's credentials, computed here */
+        char cred[TURNCRED_MAX];
+        struct buf v = {0};
+        bool have = turncred_make((int64_t)time(NULL), cred, sizeof cred) == 0 &&
+                    buf_printf(&v, "%s:3478:%s", s->cfg->mail_domain, cred) == 0;
+        write_entry(&b, MD_TURN_KEY, &v, have);
+        buf_free(&v);
+    }
     imap_out(s, "%.*s)\r\n", (int)b.len, b.data);
     buf_free(&b);
     return imap_ok(s, c, "Getmetadata completed.");

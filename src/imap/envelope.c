@@ -51,6 +51,14 @@ static void acc_word_char(struct addr_acc *a, char c)
     acc_put(a->phrase, &a->pl, c);
 }
 
+/* Empties a (the lengths say what the parts hold; each stays terminated). */
+static void acc_reset(struct addr_acc *a)
+{
+    a->pl = a->cl = a->rl = a->al = 0;
+    a->phrase[0] = a->comment[0] = a->route[0] = a->addr[0] = '\0';
+    a->angle = a->space = false;
+}
+
 static void write_str_or_nil(struct buf *b, const char *p, size_t n)
 {
     if (p)
@@ -95,16 +103,15 @@ static bool acc_flush(struct buf *b, struct addr_acc *a)
         write_str_or_nil(b, at ? at + 1 : NULL, at ? (size_t)(addr + al - at - 1) : 0);
         buf_append(b, ")", 1);
     }
-    memset(a, 0, sizeof *a);
+    acc_reset(a);
     return any;
 }
 
 /* Writes the addresses of one header value; false when there are none. */
 static bool write_address_list(struct buf *b, const char *t)
 {
-    struct addr_acc *a = calloc(1, sizeof *a);
-    if (!a)
-        return false;
+    struct addr_acc acc, *a = &acc;
+    acc_reset(a);
     bool any = false, in_group = false;
     for (const char *q = t; *q; q++) {
         char c = *q;
@@ -118,7 +125,7 @@ static bool write_address_list(struct buf *b, const char *t)
                 acc_put(a->phrase, &a->pl, *q);
             }
             if (!*q) { /* unterminated: no address to make of it */
-                memset(a, 0, sizeof *a);
+                acc_reset(a);
                 break;
             }
         } else if (c == '(') { /* comment, nested */
@@ -165,7 +172,7 @@ static bool write_address_list(struct buf *b, const char *t)
             imap_write_quoted_or_literal(b, a->phrase, a->pl);
             buf_append_str(b, " NIL)");
             any = in_group = true;
-            memset(a, 0, sizeof *a);
+            acc_reset(a);
         } else if (c == ',') {
             any |= acc_flush(b, a);
         } else if (c == ';') {
@@ -182,7 +189,6 @@ static bool write_address_list(struct buf *b, const char *t)
     any |= acc_flush(b, a);
     if (in_group) /* "group: a@b" without its ';' */
         buf_append_str(b, "(NIL NIL NIL NIL)");
-    free(a);
     return any;
 }
 

@@ -404,12 +404,16 @@ static int parse_one(struct pctx *x, int depth, struct imap_arg *a)
     return parse_atom(x, a);
 }
 
+/* o->blocks grows in powers of two (8, 16, ...): the count says the size */
 static int remember_block(struct imap_args *o, struct imap_arg *blk)
 {
-    struct imap_arg **b = realloc(o->blocks, (o->n_blocks + 1) * sizeof *b);
-    if (!b)
-        return -1;
-    o->blocks = b;
+    size_t n = o->n_blocks;
+    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
+        struct imap_arg **b = realloc(o->blocks, (n ? n * 2 : 8) * sizeof *b);
+        if (!b)
+            return -1;
+        o->blocks = b;
+    }
     o->blocks[o->n_blocks++] = blk;
     return 0;
 }

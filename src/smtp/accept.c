@@ -386,18 +386,50 @@ static void undo_done(uv_work_t *req, int status)
     complete(j);
 }
 
-static void conclude(struct accept_job *j)
+static void stored(struct accept_job *j)
 {
-    bool all_ok = collect_results(j);
-    if (all_ok || !j->m.all_or_nothing) {
-        tell_watchers(j);
-        if (j->res.queued) /* final: the runner takes it */
-            outq_notify(j->res.queue_id);
-        complete(j);
-        return;
-    }
+    tell_watchers(j);
+    if (j->res.queued) /* final: the runner takes it */
+        outq_notify(j->res.queue_id);
+    complete(j);
+}
+
+static void take_back(struct accept_job *j)
+{
     if (uv_queue_work(A.loop, &j->work, undo_work, undo_done) < 0) {
         undo_work(&j->work); /* the pool refused: take back here */
         undo_done(&j->work, 0);
     }
+}
+
+static void report_work(uv_work_t *req) { accept_report_work(req->data, A.quota); }
+
+static void report_done(uv_work_t *req, int status)
+{
+    struct accept_job *j = req->data;
+    (void)status;
+    if (!j->report_stored) {
+        take_back(j);
+        return;
+    }
+    store_notify_append(j->report_account, "INBOX", 0, 0, 0, NULL);
+    j->res.reported = true;
+    stored(j);
+}
+
+static void conclude(struct accept_job *j)
+{
+    bool all_ok = collect_results(j);
+    if (all_ok || !j->m.all_or_nothing) {
+        stored(j);
+        return;
+    }
+    if (accept_report_wanted(j)) {
+        if (uv_queue_work(A.loop, &j->work, report_work, report_done) < 0) {
+            report_work(&j->work);
+            report_done(&j->work, 0);
+        }
+        return;
+    }
+    take_back(j);
 }

@@ -50,7 +50,18 @@ struct accept_job {
     unsigned waiting;            /* delivery parts outstanding */
     int queue_status;            /* 0 or -errno */
     struct accept_result res;
+    /* accept_report.c: the report of per-recipient failures */
+    bool report_stored;          /* worker: in the sender's INBOX */
+    char report_account[STORE_ADDR_MAX + 1];
 };
+
+/* accept_report.c (report_failed): true when some recipients failed
+ * permanently (a full mailbox) and the others were stored; loop thread. */
+bool accept_report_wanted(const struct accept_job *j);
+/* Worker: builds the delivery status notification for the failed
+ * recipients and stores it in the sender's INBOX (sets report_stored). */
+struct quota_cache;
+void accept_report_work(struct accept_job *j, struct quota_cache *quota);
 
 /* Stage 1 (accept_checks.c), on a worker: the origin's filter rules; then,
  * unless the DKIM stage needs the loop for key lookups (j->dkim set), the

@@ -103,7 +103,8 @@ struct group {
     size_t n_mx, cur_mx;
     struct sockaddr_storage addr;
     bool literal, any_cert;
-    int transport;                 /* index being tried */
+    int step;                      /* index into order[] being tried */
+    int order[OUTQ_T_COUNT];       /* transports for this host, in turn */
     struct outq_attempt a;
     struct outq_reply *replies;    /* per rcpt: the outcome */
     struct outq_reply last;        /* the last host-level failure */
@@ -506,6 +507,8 @@ static void group_all(struct group *g, const struct outq_reply *rep)
     group_end(g);
 }
 
+static int start_transport(struct group *g, int step);
+
 static void attempt_done(struct outq_attempt *a)
 {
     struct group *g = a->ud;
@@ -516,39 +519,59 @@ static void attempt_done(struct outq_attempt *a)
     bool per_rcpt = false;
     for (size_t i = 0; i < g->n; i++)
         per_rcpt |= a->rcpt[i].code != 0;
-    int sc = a->session.code;
+    int sc = a->session.code, tid = g->order[g->step];
     if (!a->fallback && (per_rcpt || sc / 100 == 2 || sc / 100 == 5)) {
         g->answered = true;
-        g->path = g->transport;
-        for (size_t i = 0; i < g->n; i++)
+        g->path = tid;
+        bool delivered = false;
+        for (size_t i = 0; i < g->n; i++) {
             g->replies[i] = a->rcpt[i].code ? a->rcpt[i] : a->session;
+            delivered |= g->replies[i].code / 100 == 2;
+        }
+        if (tid == OUTQ_T_SMTP && delivered && g->step > 0 && /* after /mxdeliv failed */
+            outq_smtponly_mark(a->host, now_s()))
+            log_info("queue: %s delivers over SMTP, not /mxdeliv: SMTP first for %d min", a->host,
+                     OUTQ_SMTPONLY_SECS / 60);
         group_end(g);
         return;
     }
+    if (tid == OUTQ_T_SMTP && a->transport_error && outq_smtponly_clear(a->host))
+        log_info("queue: %s: SMTP failed, /mxdeliv first again", a->host);
     /* this transport did not deliver: the next one on this host, or the
      * next host */
     struct outq_reply cur = a->session;
     if (cur.code == 0)
         set_reply(&cur, 451, "451 4.4.0 %s: no answer", a->host);
-    if (g->transport > 0 && g->last.code) { /* the reason of the path tried first too */
+    if (g->step > 0 && g->last.code) { /* the reason of the path tried first too */
         struct outq_reply first = g->last;
         set_reply(&g->last, cur.code, "%.120s (after %.120s)", cur.text, first.text);
     } else
         g->last = cur;
     g->answered |= a->connected;
-    g->path = g->transport;
-    g->transport++;
-    if (g->transport < OUTQ_T_COUNT) {
+    g->path = tid;
+    if (start_transport(g, g->step + 1) == 0)
+        return;
+    g->cur_mx++;
+    group_next_host(g);
+}
+
+/* Starts g->order[step] or a later one on the current host: 0, or -1 when
+ * none is left (g->last says why) and the next host is due. */
+static int start_transport(struct group *g, int step)
+{
+    struct outq_attempt *a = &g->a;
+    for (g->step = step; g->step < OUTQ_T_COUNT; g->step++) {
         memset(&a->session, 0, sizeof a->session);
         memset(a->rcpt, 0, g->n * sizeof *a->rcpt);
         a->fallback = false;
         a->connected = false;
-        if (Q.t[g->transport].fn(Q.t[g->transport].ctx, a) == 0)
-            return;
+        a->transport_error = false;
+        int tid = g->order[g->step];
+        if (Q.t[tid].fn(Q.t[tid].ctx, a) == 0)
+            return 0;
         set_reply(&g->last, 451, "451 4.3.0 %s: out of resources", a->host);
     }
-    g->cur_mx++;
-    group_next_host(g);
+    return -1;
 }
 
 static void try_host(struct group *g, const char *host)
@@ -571,10 +594,12 @@ static void try_host(struct group *g, const char *host)
     a->done = attempt_done;
     memset(&g->last, 0, sizeof g->last);
     a->ud = g;
-    for (g->transport = 0; g->transport < OUTQ_T_COUNT; g->transport++)
-        if (Q.t[g->transport].fn(Q.t[g->transport].ctx, a) == 0)
-            return;
-    set_reply(&g->last, 451, "451 4.3.0 %s: out of resources", host);
+    /* /mxdeliv first, then SMTP; SMTP first for a host marked "SMTP only" */
+    bool smtp_first = outq_smtponly_is(host, now_s());
+    g->order[0] = smtp_first ? OUTQ_T_SMTP : OUTQ_T_MXDELIV;
+    g->order[1] = smtp_first ? OUTQ_T_MXDELIV : OUTQ_T_SMTP;
+    if (start_transport(g, 0) == 0)
+        return;
     g->cur_mx++;
     group_next_host(g);
 }
@@ -1187,6 +1212,7 @@ void outq_free(void)
     for (size_t i = 0; i < Q.n_dead; i++)
         free(Q.dead[i].domain);
     free(Q.dead);
+    outq_smtponly_free();
     outq_smtp_free(&Q.smtp);
     dkim_signkey_free(Q.key);
     free(Q.dir);

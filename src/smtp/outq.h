@@ -106,6 +106,7 @@ struct outq_attempt {
     struct outq_reply *rcpt;       /* n_rcpts entries, zeroed */
     bool fallback;
     bool connected;                /* out: the peer answered (not unreachable) */
+    bool transport_error;          /* out: connect, TLS or I/O failure */
     void (*done)(struct outq_attempt *a);
     void *ud;                      /* the runner's */
 };
@@ -145,6 +146,17 @@ struct outq_smtp_ctx {
 int outq_smtp_start(void *ctx, struct outq_attempt *a);
 void outq_smtp_stop(struct outq_smtp_ctx *c);
 void outq_smtp_free(struct outq_smtp_ctx *c);
+
+/* The "SMTP only" mark of MX hosts (outq_smtponly.c): hosts whose
+ * /mxdeliv failed and whose SMTP delivered are tried over SMTP first for
+ * 30 minutes; an SMTP connect/TLS/IO error clears the mark. Loop thread. */
+#define OUTQ_SMTPONLY_SECS 1800
+#define OUTQ_SMTPONLY_MAX 4096
+bool outq_smtponly_is(const char *host, int64_t now);
+bool outq_smtponly_mark(const char *host, int64_t now); /* true: newly marked */
+bool outq_smtponly_clear(const char *host); /* true: it was marked */
+size_t outq_smtponly_count(void);
+void outq_smtponly_free(void);
 
 /* ---------------------------------------------------------------- runner */
 

@@ -124,6 +124,7 @@ static void on_smtpc(void *ud, const struct smtpc_result *r)
             try_addr(q);
             return;
         }
+        a->transport_error = true;
         session_reply(a, 451, "451 4.4.1 smtp %s: %s", a->host, r->why ? r->why : "connect failed");
         break;
     case SMTPC_E_REFUSED:
@@ -136,6 +137,7 @@ static void on_smtpc(void *ud, const struct smtpc_result *r)
         break;
     case SMTPC_E_TLS:
         a->connected = true;
+        a->transport_error = true;
         session_reply(a, 451, "451 4.7.5 smtp %s: TLS: %s", a->host, r->why ? r->why : "failed");
         break;
     default: /* io, timeout, proto */
@@ -144,6 +146,7 @@ static void on_smtpc(void *ud, const struct smtpc_result *r)
             copy_reply(&a->session, &r->session, a->host);
             break;
         }
+        a->transport_error = true;
         session_reply(a, 451, "451 4.4.2 smtp %s: %s", a->host,
                       r->why ? r->why : smtpc_status_name(r->status));
         break;

@@ -56,10 +56,11 @@ const char *smtp_spool_dir(void);
  *           remote recipients: the durable queue; both at once
  *   loop    watchers (IMAP IDLE, push) told of each delivered copy, then
  *           the callback with the result
- * Policy all_or_nothing (submission until delivery status notifications
- * exist): when any recipient fails, the copies made for the others are
- * taken back (store_undeliver, queue file removed) before the callback,
- * and they report ACCEPT_WITHDRAWN.
+ * Policy all_or_nothing: when any recipient fails, the copies made for the
+ * others are taken back (store_undeliver, queue file removed) before the
+ * callback, and they report ACCEPT_WITHDRAWN - except, with report_failed
+ * (submission), permanent per-recipient failures next to stored copies:
+ * those are reported to the sender by a delivery status notification.
  * ------------------------------------------------------------------ */
 #include <stdbool.h>
 #include <stddef.h>
@@ -100,6 +101,9 @@ struct accept_result {
     struct accept_rcpt_result *rcpts; /* envelope order (duplicates share) */
     size_t n_rcpts;
     bool queued;                   /* a queue file holds the remote recipients */
+    bool reported;                 /* report_failed: the failed recipients are
+                                    * in a report in the sender's INBOX, the
+                                    * others stored */
     char queue_id[ACCEPT_QUEUE_ID_LEN]; /* its id */
 };
 
@@ -112,6 +116,12 @@ struct accept_msg {
     const bool *local;             /* per recipient: an existing local account */
     size_t n_rcpts;
     bool all_or_nothing;
+    /* with all_or_nothing: when some recipients fail permanently (a full
+     * mailbox) and the others were stored, the others keep their copies
+     * and a delivery status notification for the failed ones goes into
+     * the sender's INBOX (mail_from is a local account: submission);
+     * res->reported then says so */
+    bool report_failed;
 };
 
 /* Runs on the loop thread; res and its strings live until it returns. */

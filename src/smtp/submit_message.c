@@ -5,12 +5,15 @@
  * the reply:
  *   - a refusal of the whole message (filter 500 / 523, 451) as written;
  *   - every recipient delivered or queued: "250 2.0.0 Ok: queued as <id>";
- *   - otherwise (all_or_nothing until delivery status notifications for
- *     the sender exist, so a message is acknowledged entirely or not at
- *     all): any temporary failure -> "451 4.3.0 Error: queue file write
- *     error", else the first full mailbox -> "552 5.2.2 <rcpt>: Quota
- *     exceeded (mailbox for user is full)" (Dovecot's LMTP text; for
- *     submission the direct 5xx is the honest answer).
+ *   - submission, some recipients with a full mailbox and the others
+ *     stored: 250 too, and the full ones are reported to the sender by a
+ *     delivery status notification in its INBOX (accept_report.c, as
+ *     Postfix's bounce of Dovecot's LMTP refusal did);
+ *   - otherwise (all_or_nothing, so a message is acknowledged entirely or
+ *     not at all): any temporary failure -> "451 4.3.0 Error: queue file
+ *     write error", else the first full mailbox -> "552 5.2.2 <rcpt>: Quota
+ *     exceeded (mailbox for user is full)" (Dovecot's LMTP text; when no
+ *     recipient could take it the direct 5xx is the honest answer).
  * Port 25 uses all_or_nothing too: after DATA an SMTP server has one reply
  * for all recipients, and without bounces of our own the only answers that
  * never lose nor duplicate mail are "all stored" (250) or "none stored"
@@ -63,7 +66,7 @@ static void result_reply(const struct accept_result *res, char *out, size_t cap)
     }
     if (ioerr)
         snprintf(out, cap, "%s", REPLY_IOERR);
-    else if (quota_rcpt)
+    else if (quota_rcpt && !res->reported)
         snprintf(out, cap, "552 5.2.2 <%s>: %s", quota_rcpt, QUOTA_REASON);
     else if (res->queued)
         snprintf(out, cap, "250 2.0.0 Ok: queued as %s", res->queue_id);
@@ -97,7 +100,8 @@ void submit_message_start(struct sub *s, const struct smtp_envelope *env)
     size_t n = env->n_rcpts ? env->n_rcpts : 1;
     struct accept_msg am = {.origin = s->mx ? ACCEPT_MX : ACCEPT_SUBMISSION,
                             .mail_from = env->mail_from,
-                            .n_rcpts = env->n_rcpts, .all_or_nothing = true};
+                            .n_rcpts = env->n_rcpts, .all_or_nothing = true,
+                            .report_failed = !s->mx};
     s->msg = m;
     if (!m || !(m->rcpts = calloc(n, sizeof *m->rcpts)) || !(m->local = calloc(n, sizeof *m->local))) {
         finish(s, m, REPLY_NOMEM);

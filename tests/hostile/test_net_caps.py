@@ -160,8 +160,6 @@ def test_http_per_address_cap_below_total(server):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not __import__("os").environ.get("CM_HOSTILE_FULL"),
-                    reason="full scale (issue 16's figures): set CM_HOSTILE_FULL=1")
 def test_full_scale_20000_half_open_default_caps(server):
     """Issue 16's own figures with the default caps (IMAP 10,000, 2,000 per
     address): 3 x 6,600 idle TCP connections to 993 from three addresses;

@@ -9,6 +9,8 @@
     dns.queries            # [(name, type)] received, in order
     dns.stop()
 
+Values are strings/tuples as above, or dnslib rdata objects of any type
+(CNAME, SRV, CAA, ... as RR.fromZone gives them).
 Names are case-insensitive and given without the final dot. A name in the
 zone without records of the asked type answers NOERROR with no answer
 (NODATA); an unknown name answers NXDOMAIN. TXT strings longer than 255
@@ -20,7 +22,7 @@ import socket
 import socketserver
 import threading
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RD, RR, TXT, A, DNSRecord
 
 
 class DnsServer:
@@ -125,6 +127,8 @@ class DnsServer:
 
     @staticmethod
     def _rdata(qtype, value):
+        if isinstance(value, RD):  # any type, as dnslib parsed it (RR.fromZone)
+            return value
         if qtype == "TXT":
             raw = value.encode() if isinstance(value, str) else value
             return TXT([raw[i:i + 255] for i in range(0, len(raw), 255)] or [b""])

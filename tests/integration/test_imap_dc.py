@@ -309,3 +309,27 @@ def test_large_fetch_streams_in_steps(srv):
     got = [d[1] for d in data if isinstance(d, tuple)]
     assert got == bodies
     m.logout()
+
+
+def test_turn_credentials_in_process(server):
+    """No turn_socket_path (the default): /shared/vendor/deltachat/turn is
+    computed as chatmail-turn computes it - "<domain>:3478:<expiry>:<pass>",
+    expiry = now + 5 days, pass = base64(HMAC-SHA1("north", expiry))."""
+    import base64
+    import hashlib
+    import hmac
+    srv = server()
+    m = login(srv)
+    t0 = int(time.time())
+    typ, data = m._simple_command("GETMETADATA", '""', "/shared/vendor/deltachat/turn")
+    t1 = int(time.time())
+    assert typ == "OK", data
+    md = m.untagged_responses.pop("METADATA")[0].decode()
+    got = re.search(r'/shared/vendor/deltachat/turn "([^"]*)"', md)
+    assert got, md
+    domain, port, user, password = got.group(1).split(":")
+    assert (domain, port) == (DOMAIN, "3478")
+    assert t0 + 5 * 86400 <= int(user) <= t1 + 5 * 86400
+    want = base64.b64encode(hmac.new(b"north", user.encode(), hashlib.sha1).digest()).decode()
+    assert password == want
+    m.logout()

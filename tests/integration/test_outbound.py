@@ -23,7 +23,7 @@ certificate for mx.relay2.test. A small Python HTTPS peer (Peer) answers
   - a shortened queue_lifetime: a DSN saying the time ran out;
   - SIGKILL of relay1 with mail queued for a stopped relay2: after both
     restart, every message delivered exactly once;
-  - 100 messages to one destination all delivered.
+  - 1,000 messages to one destination all delivered, nothing deferred.
 """
 import email
 import email.policy
@@ -206,6 +206,42 @@ def test_relay_to_relay_smtp_fallback(server, test_ca, keys):
         dns.stop()
 
 
+def test_smtp_only_mark(server, test_ca, keys):
+    """A host whose /mxdeliv fails and whose SMTP delivers is tried over SMTP
+    first (no POST) for the next messages; an SMTP connect error clears the
+    mark, and /mxdeliv is tried again on that host."""
+    dns = zone(keys)
+    peer = Peer(test_ca, [500], host=f"mx.{R2}", bind=R2_IP)  # relay2's "/mxdeliv"
+    try:
+        r2 = relay2(server, test_ca, dns)
+        mx_helpers.make_account(r2, BOB)
+        r1 = relay1(server, test_ca, dns, keys, peer.port,
+                    extra={"outbound_smtp_port": r2.port("smtp")})
+        s = login(r1, ALICE)
+        assert s.sendmail(ALICE, [BOB], encrypted(ALICE, BOB)) == {}
+        cmtest.poll(lambda: len(read_stored(r2, BOB)) == 1, what="message 1 on relay2")
+        assert len(peer.got) == 1 and peer.got[0][0] == "/mxdeliv"
+        assert f"queue: mx.{R2} delivers over SMTP, not /mxdeliv" in r1.log_text()
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+
+        assert s.sendmail(ALICE, [BOB], encrypted(ALICE, BOB)) == {}
+        cmtest.poll(lambda: len(read_stored(r2, BOB)) == 2, what="message 2 on relay2")
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        assert len(peer.got) == 1  # SMTP first: no POST for message 2
+        m1 = scrape(r1)[0]
+        assert m1['outbound_deliveries{path="smtp",outcome="delivered"}'] == 2
+
+        r2.stop()  # SMTP connect refused: the mark goes, /mxdeliv is asked again
+        assert s.sendmail(ALICE, [BOB], encrypted(ALICE, BOB)) == {}
+        s.quit()
+        cmtest.poll(lambda: len(peer.got) == 2, what="a POST after the SMTP failure")
+        assert f"queue: mx.{R2}: SMTP failed, /mxdeliv first again" in r1.log_text()
+        assert len(queued(r1)) == 1
+    finally:
+        peer.stop()
+        dns.stop()
+
+
 # ---------------------------------------------------------------- DSNs
 
 def test_nullmx_and_nxdomain_dsn(server, test_ca, keys):
@@ -248,10 +284,10 @@ class Peer:
     the next status of `script` (the last one repeats) and records
     (headers, body)."""
 
-    def __init__(self, test_ca, script):
+    def __init__(self, test_ca, script, host="mx.peer.test", bind="127.0.0.1"):
         self.script = list(script)
         self.got = []
-        leaf = test_ca.make_leaf("peer", sans="DNS:mx.peer.test", cn="mx.peer.test")
+        leaf = test_ca.make_leaf("peer-" + host, sans="DNS:" + host, cn=host)
         owner = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -271,7 +307,7 @@ class Peer:
                 self.end_headers()
                 self.wfile.write(text)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd = http.server.ThreadingHTTPServer((bind, 0), H)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(leaf.fullchain), str(leaf.key))
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
@@ -380,19 +416,19 @@ def test_sigkill_with_queued_mail(server, test_ca, keys):
 # ---------------------------------------------------------------- volume
 
 @pytest.mark.timeout(240)
-def test_hundred_messages_one_destination(server, test_ca, keys):
+def test_thousand_messages_one_destination(server, test_ca, keys):
     dns = zone(keys)
     try:
         r2 = relay2(server, test_ca, dns)
         mx_helpers.make_account(r2, BOB)
         r1 = relay1(server, test_ca, dns, keys, r2.port("https"))
         s = login(r1, ALICE)
-        n = 100
+        n = 1000
         for i in range(n):
             msg = encrypted(ALICE, BOB).replace(b"Mr.abc123", f"Mr.vol{i}".encode())
             assert s.sendmail(ALICE, [BOB], msg) == {}
         s.quit()
-        cmtest.poll(lambda: len(stored(r2, BOB)) >= n, timeout=60, what="100 messages on relay2")
+        cmtest.poll(lambda: len(stored(r2, BOB)) >= n, timeout=120, what="1000 messages on relay2")
         cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
         assert len(stored(r2, BOB)) == n
         assert "deferred" not in r1.log_text()

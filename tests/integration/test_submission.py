@@ -6,6 +6,7 @@ allowed kind), the rate limit, size limit, smuggling forms, VRFY, the
 privacy cleanup as stored, several local recipients, remote recipients in
 the durable queue, quota and the recipient limit. Every check reads the
 exact reply and, where something is stored, the stored file."""
+import email
 import smtplib
 
 import pytest
@@ -242,7 +243,11 @@ def test_recipient_limit_1000(server):
     c.close()
 
 
-def test_quota_552_and_nothing_half_delivered(server):
+def test_quota_full_recipient_reported_others_stored(server):
+    """A full mailbox among several recipients: the others get the message,
+    the submission answers 250, and a delivery status notification naming
+    the full one lands in the sender's INBOX. Alone, the full mailbox is a
+    direct 552 and nothing is stored."""
     srv = server(extra={"max_mailbox_size": "1M"})
     make_accounts(srv, BOB, CAROL)
     big = fixture("encrypted.eml", ALICE, BOB).replace(
@@ -251,12 +256,24 @@ def test_quota_552_and_nothing_half_delivered(server):
     assert s.sendmail(ALICE, [BOB], big) == {}
     assert s.sendmail(ALICE, [BOB], big) == {}  # 2 x 350 KB in a 1 MB quota
     with pytest.raises(smtplib.SMTPDataError) as e:
-        s.sendmail(ALICE, [CAROL, BOB, "x@remote.example"], big)
+        s.sendmail(ALICE, [BOB], big)
     assert (e.value.smtp_code, e.value.smtp_error) == (
         552, f"5.2.2 <{BOB}>: Quota exceeded (mailbox for user is full)".encode())
+    assert stored(srv, ALICE) == []  # a direct refusal, no report
+    assert s.sendmail(ALICE, [CAROL, BOB, "x@remote.example"], big) == {}
     s.quit()
     assert len(stored(srv, BOB)) == 2
-    assert stored(srv, CAROL) == [] and queued(srv) == []  # the other parts were taken back
+    assert len(stored(srv, CAROL)) == 1 and len(queued(srv)) == 1
+    [report] = stored(srv, ALICE)
+    m = email.message_from_bytes(report.read_bytes())
+    assert m.get_content_type() == "multipart/report"
+    assert m.get_param("report-type") == "delivery-status"
+    assert m["X-Failed-Recipients"].strip() == BOB
+    assert m["Auto-Submitted"] == "auto-replied" and m["To"].strip("<>") == ALICE
+    status = m.get_payload()[1].as_bytes().decode()
+    assert f"Final-Recipient: rfc822; {BOB}" in status and "Status: 5.2.2" in status
+    assert CAROL not in status and "x@remote.example" not in status
+    assert "Action: failed" in status
 
 
 # ---------------------------------------------------------------- storing

@@ -8,6 +8,7 @@
 #include "core/lines.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/turncred.h"
 
 TEST(buf_basic)
 {
@@ -114,8 +115,40 @@ TEST(metrics_labelled_families)
     buf_free(&b);
 }
 
+/* chatmail-turn's algorithm; the vector from python3:
+ * base64(hmac.new(b"north", b"1700432000", sha1).digest()) */
+TEST(turncred_vector)
+{
+    char out[TURNCRED_MAX], small[12];
+    CHECK(turncred_make(1700000000, out, sizeof out) == 0);
+    CHECK_STR_EQ(out, "1700432000:6i3MOC5CcUjtk51HuMCT6nsg1eU=");
+    CHECK(turncred_make(1700000000, small, sizeof small) == -1);
+}
+
+/* buf_vprintf: one pass into the room left, a second one after growing */
+TEST(buf_printf_growth)
+{
+    struct buf b = {0};
+    CHECK(buf_printf(&b, "%s", "") == 0 && b.len == 0);
+    CHECK(buf_printf(&b, "%d-%s", 42, "x") == 0);
+    CHECK_STR_EQ(b.data, "42-x");
+    char big[1000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK(buf_printf(&b, "<%s>", big) == 0);
+    CHECK(b.len == 4 + 1 + 999 + 1 && b.data[b.len] == '\0' && b.data[4] == '<');
+    CHECK(b.data[b.len - 1] == '>' && b.data[b.len - 2] == 'a');
+    size_t cap = b.cap;
+    buf_reset(&b);
+    CHECK(buf_printf(&b, "%s", "again") == 0 && b.cap == cap);
+    CHECK_STR_EQ(b.data, "again");
+    buf_free(&b);
+}
+
 int main(void)
 {
+    RUN(turncred_vector);
+    RUN(buf_printf_growth);
     RUN(buf_basic);
     RUN(lines_split);
     RUN(lines_too_long);
