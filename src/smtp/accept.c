@@ -413,6 +413,7 @@ static void report_done(uv_work_t *req, int status)
         return;
     }
     store_notify_append(j->report_account, "INBOX", 0, 0, 0, NULL);
+    push_delivered(j->report_account); /* a report from mailer-daemon, never self-sent */
     j->res.reported = true;
     stored(j);
 }

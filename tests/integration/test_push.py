@@ -5,7 +5,8 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
   - a submission from another user: exactly one POST /notify, body = the
     token, no Content-Type; the item file gone afterwards; mail from
     another relay by POST /mxdeliv: one POST too;
-  - a self-sent message and an IMAP APPEND: no request;
+  - a self-sent message and an IMAP APPEND: no request; a delivery status
+    notification put into the sender's INBOX (null MX destination): one;
   - two tokens: two requests;
   - 410: the token leaves metadata.json (GETMETADATA no longer shows it);
   - 500 then 200: retried after 8 s (time scaled by CM_PUSH_TIME_SCALE),
@@ -32,6 +33,7 @@ from cmtest import DOMAIN
 from push_helpers import (PushEndpoint, get_tokens, imap, pending, pending_dir, push_server,
                           send, set_tokens)
 import mx_helpers
+from dnsserver import DnsServer
 from submit_helpers import account_dir, fixture, login, stored
 
 ALICE = f"alice0001@{DOMAIN}"
@@ -110,6 +112,20 @@ def test_self_sent_and_append_send_nothing(server, test_ca, endpoint):
     send(srv, BOB, ALICE)  # a message from someone else does notify
     got = settle(ep, 1)
     assert [g.body for g in got] == [b"alicetoken1"]
+
+
+def test_dsn_into_inbox_notifies(server, test_ca, endpoint):
+    ep = endpoint()
+    dns = DnsServer({"nullmx.test": {"MX": [(0, ".")]}})
+    try:
+        srv = push_server(server, test_ca, ep, extra={"dns_servers": dns.address})
+        set_tokens(srv, ALICE, [TOK])
+        send(srv, ALICE, "carol@nullmx.test")  # 556 5.1.10 -> a DSN in alice's INBOX
+        got = settle(ep, 1)
+        assert [g.body for g in got] == [TOK.encode()]
+        assert any(b"mailer-daemon@" in p.read_bytes() for p in stored(srv, ALICE))
+    finally:
+        dns.stop()
 
 
 def test_two_tokens_two_requests(server, test_ca, endpoint):
