@@ -61,7 +61,7 @@ fi
 # into a failure. tests/tsan.supp: reports judged benign, each with its why.
 TSAN_TESTS=(test_pipelining.py test_imap_commands.py test_imap_dc.py test_imap_rfc.py
   test_imap_compress_idle.py test_imap_idle_race.py test_submission.py test_http_deltachat.py
-  test_quota_drift.py test_shutdown.py)
+  test_quota_drift.py test_shutdown.py test_push.py)
 if [ -z "${CM_SKIP_TSAN:-}" ]; then
   step "build (tsan)"
   bash scripts/build.sh tsan

@@ -283,6 +283,11 @@ static int resolve_entry(const char *url, const struct sockaddr_storage *a, char
     return rc;
 }
 
+void curlm_set_max_host_connections(struct curlm *m, long n)
+{
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+}
+
 struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_cb cb, void *ud)
 {
     if (!m || m->stopping || !p->url || !cb)

@@ -56,6 +56,11 @@ void curlm_stop(struct curlm *m);
  * Returns NULL (cb will not run) on bad arguments or memory. */
 struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_cb cb,
                              void *ud);
+/* At most n connections per host (0 = no limit, the default); requests
+ * beyond wait inside curl for a free one (HTTP/2 multiplexes them over
+ * one connection anyway). Each new connection costs a TLS handshake and,
+ * with a ca_file, a load of the system roots on the loop thread. */
+void curlm_set_max_host_connections(struct curlm *m, long n);
 /* Requests in flight. */
 size_t curlm_pending(const struct curlm *m);
 

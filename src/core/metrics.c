@@ -1,4 +1,4 @@
-/* metrics.c: counters, gauges and the delivery-latency histogram (see
+/* metrics.c: counters, gauges and the latency histograms (see
  * metrics.h), rendered in the Prometheus text format. */
 #include "core/metrics.h"
 
@@ -58,6 +58,18 @@ static const struct {
                              NULL, "outbound_deliveries"},
     [M_OUTQ_DNS_FAIL] = {"outbound_dns_failures", "MX and address lookups of the queue that failed",
                          NULL},
+    [M_PUSH_200] = {"push_requests{status=\"200\"}",
+                    "Push notification requests by answer (error: none came)", "push_requests"},
+    [M_PUSH_410] = {"push_requests{status=\"410\"}", NULL, "push_requests"},
+    [M_PUSH_OTHER] = {"push_requests{status=\"other\"}", NULL, "push_requests"},
+    [M_PUSH_ERROR] = {"push_requests{status=\"error\"}", NULL, "push_requests"},
+    [M_PUSH_RETRIES] = {"push_retries", "Push notification attempts that failed and are retried",
+                        NULL},
+    [M_PUSH_DROPS] = {"push_drops", "Push notifications given up after 5 attempts or 5 hours",
+                      NULL},
+    [M_PUSH_COALESCED] = {"push_coalesced",
+                          "Deliveries that added no notification: one was pending for the token",
+                          NULL},
 };
 
 static const struct {
@@ -71,6 +83,7 @@ static const struct {
     [G_QUEUE_LENGTH] = {"queue_length", "Messages waiting in the outbound queue"},
     [G_ACCOUNTS] = {"accounts", "Accounts known to the server"},
     [G_QUEUE_OLDEST_AGE] = {"queue_oldest_age_seconds", "Age of the oldest queued message"},
+    [G_PUSH_QUEUE_LENGTH] = {"push_queue_length", "Push notifications waiting (files)"},
 };
 
 /* Histogram bucket bounds in microseconds. */
@@ -80,8 +93,11 @@ static const uint64_t bucket_us[] = {250, 500, 1000, 2000, 5000, 10000, 25000, 5
 
 static _Atomic uint64_t counters[M_COUNTER_COUNT];
 static _Atomic int64_t gauges[G_GAUGE_COUNT];
-static uint64_t hist[N_BUCKETS + 1];
-static uint64_t hist_sum_us, hist_count;
+struct hist {
+    uint64_t b[N_BUCKETS + 1];
+    uint64_t sum_us, count;
+};
+static struct hist h_delivery, h_push;
 
 void metrics_inc(enum metric_counter c) { metrics_add(c, 1); }
 void metrics_add(enum metric_counter c, uint64_t n)
@@ -105,32 +121,33 @@ int64_t metrics_gauge_get(enum metric_gauge g)
     return atomic_load_explicit(&gauges[g], memory_order_relaxed);
 }
 
-void metrics_observe_delivery_us(uint64_t us)
+static void observe(struct hist *h, uint64_t us)
 {
     size_t i = 0;
     while (i < N_BUCKETS && us > bucket_us[i])
         i++;
-    hist[i]++;
-    hist_sum_us += us;
-    hist_count++;
+    h->b[i]++;
+    h->sum_us += us;
+    h->count++;
 }
 
-static int render_histogram(struct buf *out)
+void metrics_observe_delivery_us(uint64_t us) { observe(&h_delivery, us); }
+void metrics_observe_push_us(uint64_t us) { observe(&h_push, us); }
+
+static int render_histogram(struct buf *out, const struct hist *h, const char *name,
+                            const char *help)
 {
-    int rc = buf_append_str(out, "# HELP delivery_latency_seconds Time from end of DATA to "
-                                 "durable local delivery\n"
-                                 "# TYPE delivery_latency_seconds histogram\n");
+    int rc = buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (size_t i = 0; i < N_BUCKETS; i++) {
-        cum += hist[i];
-        rc |= buf_printf(out, "delivery_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                         (double)bucket_us[i] / 1e6, (unsigned long long)cum);
+        cum += h->b[i];
+        rc |= buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_us[i] / 1e6,
+                         (unsigned long long)cum);
     }
-    cum += hist[N_BUCKETS];
-    rc |= buf_printf(out, "delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-                     (unsigned long long)cum);
-    rc |= buf_printf(out, "delivery_latency_seconds_sum %.6f\ndelivery_latency_seconds_count %llu\n",
-                     (double)hist_sum_us / 1e6, (unsigned long long)hist_count);
+    cum += h->b[N_BUCKETS];
+    rc |= buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    rc |= buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, (double)h->sum_us / 1e6, name,
+                     (unsigned long long)h->count);
     return rc;
 }
 
@@ -157,7 +174,10 @@ int metrics_render(struct buf *out)
                              gauge_info[i].help, gauge_info[i].name);
         rc |= buf_printf(out, "%s %lld\n", gauge_info[i].name, (long long)metrics_gauge_get((enum metric_gauge)i));
     }
-    rc |= render_histogram(out);
+    rc |= render_histogram(out, &h_delivery, "delivery_latency_seconds",
+                           "Time from end of DATA to durable local delivery");
+    rc |= render_histogram(out, &h_push, "push_latency_seconds",
+                           "Time from local delivery to the notification server's first answer");
     if (extra_render)
         rc |= extra_render(out);
     return rc ? -1 : 0;

@@ -1,4 +1,4 @@
-/* metrics.h: process-wide counters, gauges and one latency histogram,
+/* metrics.h: process-wide counters, gauges and two latency histograms,
  * rendered in the Prometheus text format by /metrics (src/http). Counters
  * and gauges are relaxed atomics, so the code where an event happens counts
  * it, on the loop thread or on a worker. Names follow spec §5.5 (mtail
@@ -49,6 +49,13 @@ enum metric_counter {
     M_OUTQ_SMTP_DEFERRED,
     M_OUTQ_SMTP_BOUNCED,
     M_OUTQ_DNS_FAIL,          /* outbound_dns_failures: MX/address lookups that failed */
+    M_PUSH_200,               /* push_requests{status=...}: notification server answers */
+    M_PUSH_410,
+    M_PUSH_OTHER,             /* any other HTTP status */
+    M_PUSH_ERROR,             /* no answer: connection, TLS, timeout */
+    M_PUSH_RETRIES,           /* push_retries: attempts failed and scheduled again */
+    M_PUSH_DROPS,             /* push_drops: items given up (5 attempts or 5 h) */
+    M_PUSH_COALESCED,         /* push_coalesced: deliveries to a token already pending */
     M_COUNTER_COUNT
 };
 
@@ -61,6 +68,7 @@ enum metric_gauge {
     G_QUEUE_LENGTH, /* files in <state_dir>/queue: counted at start, then +/- */
     G_ACCOUNTS,     /* account dirs with a password file: counted at start, then +/- */
     G_QUEUE_OLDEST_AGE, /* seconds since the oldest queued message arrived (runner, 1 s) */
+    G_PUSH_QUEUE_LENGTH, /* files in <mailboxes_dir>/pending_notifications */
     G_GAUGE_COUNT
 };
 
@@ -73,6 +81,9 @@ int64_t metrics_gauge_get(enum metric_gauge g);
 /* Records one delivery latency (submit to stored), in microseconds. Loop
  * thread only. */
 void metrics_observe_delivery_us(uint64_t us);
+/* Records one delivery -> notification server answer (first attempt of a
+ * push item), in microseconds. Loop thread only. */
+void metrics_observe_push_us(uint64_t us);
 /* Appends every metric in the Prometheus text exposition format, then what
  * the extra renderer adds (the store's fsreport gauges). */
 int metrics_render(struct buf *out);

@@ -19,7 +19,8 @@
  *     Otherwise the watchers of each delivered account (IMAP IDLE, push)
  *     are told in this loop turn - store_notify_append(addr, "INBOX", uid
  *     0, ...): "a file arrived in new/, sync to give it its UID" - and
- *     then the callback runs. */
+ *     push (src/push: one notification per device token unless the
+ *     recipient is the From address), then the callback runs. */
 #include "smtp/accept_int.h"
 #include "smtp/outq.h"
 #include "smtp/queue.h"
@@ -34,6 +35,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "push/push.h"
 #include "store/store.h"
 
 #define ACCEPT_STORE_WORKERS 2 /* delivery batches running at once */
@@ -339,6 +341,14 @@ static bool collect_results(struct accept_job *j)
     return all_ok;
 }
 
+/* Push (federation facts §5): not for a message whose From is the
+ * recipient itself (the envelope sender when there is no From). */
+static bool self_sent(const struct accept_job *j, const char *addr)
+{
+    const char *from = j->fr.from_addr[0] ? j->fr.from_addr : j->m.mail_from;
+    return from && strcasecmp(from, addr) == 0;
+}
+
 static void tell_watchers(struct accept_job *j)
 {
     bool any = false;
@@ -348,6 +358,8 @@ static void tell_watchers(struct accept_job *j)
         any = true;
         metrics_inc(M_DELIVERED_MAIL);
         store_notify_append(j->laddr[i], "INBOX", 0, 0, 0, NULL);
+        if (!self_sent(j, j->laddr[i]))
+            push_delivered(j->laddr[i]);
     }
     if (any)
         metrics_observe_delivery_us((uv_hrtime() - j->t0_ns) / 1000);
@@ -401,6 +413,7 @@ static void report_done(uv_work_t *req, int status)
         return;
     }
     store_notify_append(j->report_account, "INBOX", 0, 0, 0, NULL);
+    push_delivered(j->report_account); /* a report from mailer-daemon, never self-sent */
     j->res.reported = true;
     stored(j);
 }

@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "dkim/dkim.h"
+#include "push/push.h"
 #include "smtp/smtpc.h"
 #include "store/accounts.h"
 #include "store/mailbox.h"
@@ -947,6 +948,7 @@ static void commit_done(uv_work_t *w, int status)
     struct omsg *m = r->m;
     if (r->dsn_stored) {
         store_notify_append(r->dsn_account, "INBOX", 0, 0, 0, NULL);
+        push_delivered(r->dsn_account); /* the sender's phone learns of the failure */
         metrics_inc(M_DELIVERED_MAIL);
     }
     Q.runs--;

@@ -31,6 +31,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "push/push.h"
 #include "smtp/accept_int.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_ratelimit.h"
@@ -451,6 +452,12 @@ int smtp_init(uv_loop_t *loop, const struct config *cfg, char *err, size_t errle
         smtp_free();
         return -1;
     }
+    if (push_start(loop, cfg, err, errlen) < 0) {
+        outq_stop();
+        accept_dkim_stop();
+        smtp_free();
+        return -1;
+    }
     return 0;
 }
 
@@ -458,12 +465,14 @@ const char *smtp_spool_dir(void) { return smtp_mod.spool_dir; }
 
 void smtp_stop(void)
 {
+    push_stop();
     outq_stop();
     accept_dkim_stop();
 }
 
 void smtp_free(void)
 {
+    push_free();
     outq_free();
     accept_dkim_free();
     accept_free();

@@ -14,7 +14,9 @@ after delivery, mail from another relay on port 25 (the incoming
 encryption decisions, accepted / refused by reason, DKIM verdicts), open sessions per protocol, IDLE, and the expiry pass that
 SIGUSR1 starts (fsreport gauges, accounts of expired users), and the
 answers to POST /mxdeliv by status, and the outbound queue runner
-(deliveries by path and outcome, DNS failures, the oldest message's age)."""
+(deliveries by path and outcome, DNS failures, the oldest message's age),
+and push notifications (requests by answer, retries, drops, coalesced
+deliveries, pending items, delivery -> answer latency)."""
 import imaplib
 import os
 import re
@@ -45,6 +47,8 @@ COVERS = {
     "test_mxdeliv_metrics": {"mxdeliv_requests", "delivered_mail"},
     "test_outbound_metrics": {"outbound_deliveries", "outbound_dns_failures",
                               "queue_oldest_age_seconds", "queue_length"},
+    "test_push_metrics": {"push_requests", "push_retries", "push_drops", "push_coalesced",
+                          "push_queue_length", "push_latency_seconds"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -289,6 +293,29 @@ def test_mxdeliv_metrics(server):
 
 
 # ---------------------------------------------------------------- quota
+
+def test_push_metrics(server, test_ca):
+    import push_helpers as ph
+    ep = ph.PushEndpoint(test_ca, script={"tokgone": [410], "tokfail": [500], "tokerr": ["close"]})
+    try:
+        srv = ph.push_server(server, test_ca, ep, scale=0.002)  # 5 attempts in ~9.4 s
+        carol = addr("carol0001")
+        ph.set_tokens(srv, BOB, ["tokok", "tokgone"])
+        ph.set_tokens(srv, carol, ["tokfail", "tokerr"])
+        t = Tracker(srv, "test_push_metrics")
+        ph.send(srv, ALICE, BOB)
+        t.expect({'push_requests{status="200"}': 1, 'push_requests{status="410"}': 1,
+                  "push_latency_seconds_count": 2, "push_queue_length": 0})
+        ph.send(srv, ALICE, carol, n=2)  # the second delivery finds both pending
+        cmtest.poll(lambda: scrape(srv)[0]["push_queue_length"] == 2, what="2 items pending")
+        t.covered.add("push_queue_length")
+        t.expect({'push_requests{status="other"}': 5, 'push_requests{status="error"}': 5,
+                  "push_retries": 8, "push_drops": 2, "push_coalesced": 2,
+                  "push_latency_seconds_count": 2, "push_queue_length": 0}, timeout=40)
+        t.done()
+    finally:
+        ep.stop()
+
 
 def plant_old_messages(srv, address, n, size):
     """n messages dated 2001 in cur/, each claiming S=size (§5.2 trims by S=)."""
