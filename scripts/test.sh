@@ -6,7 +6,7 @@
 # the unit, integration and interop tests again on an ASan+UBSan build, the
 # worker-path tests on a
 # ThreadSanitizer build, then a short run of every fuzz harness.
-#   CM_FUZZ_SECONDS   seconds per fuzz harness (default 12)
+#   CM_FUZZ_SECONDS   seconds per fuzz harness (default 10)
 #   CM_SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
 #   CM_SKIP_FUZZ=1    skip the fuzz pass (local iteration only)
 #   CM_SKIP_TSAN=1    skip the ThreadSanitizer pass (local iteration only)
@@ -83,7 +83,7 @@ fi
 if [ -z "${CM_SKIP_FUZZ:-}" ]; then
   step "build (fuzz)"
   bash scripts/build.sh fuzz
-  secs=${CM_FUZZ_SECONDS:-12}
+  secs=${CM_FUZZ_SECONDS:-10}
   min_rate=5000   # executions per second every harness should reach (issue 10)
   rates=""
   for f in build-fuzz/fuzz_*; do
