@@ -9,7 +9,9 @@
 # time but only "recommends" is listed here by name, next to the tool.
 set -euo pipefail
 
-BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+# llvm: llvm-symbolizer, so that sanitizer reports have function names
+# (tests/tsan.supp matches by name; clang does not pull it in)
+BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev llvm
   libssl-dev libuv1-dev libinih-dev node-llhttp libsodium-dev libsqlite3-dev
   libc-ares-dev libcurl4-openssl-dev zlib1g-dev libqrencode-dev libcrypt-dev)
 TEST_PKGS=(
