@@ -38,14 +38,7 @@ bool accept_report_wanted(const struct accept_job *j)
 
 void accept_report_work(struct accept_job *j, struct quota_cache *quota)
 {
-    j->report_stored = false;
-    char dir[4096], msgid[256];
-    const char *why = NULL;
-    if (store_addr_recipient(j->cfg, j->m.mail_from, j->report_account,
-                             sizeof j->report_account, &why) < 0 ||
-        !store_account_exists(j->cfg, j->report_account) ||
-        store_account_dir(j->cfg, j->report_account, dir, sizeof dir) < 0)
-        return;
+    char msgid[256];
     struct outq_dsn_rcpt *r = calloc(j->res.n_rcpts, sizeof *r);
     char (*reply)[128] = calloc(j->res.n_rcpts, sizeof *reply);
     size_t n = 0;
@@ -56,20 +49,13 @@ void accept_report_work(struct accept_job *j, struct quota_cache *quota)
         r[n] = (struct outq_dsn_rcpt){j->res.rcpts[i].addr, reply[n]};
         n++;
     }
-    struct buf dsn = {0};
     size_t hl = outq_dsn_headers(j->m.data, j->m.len, REPORT_HEADERS_MAX, msgid, sizeof msgid);
     int64_t now = (int64_t)time(NULL);
-    if (n && outq_dsn_build(&dsn, j->cfg->mail_domain, j->report_account, r, n, j->m.data, hl,
-                            now, now, false) == 0) {
-        struct store_rcpt sr = {.dir = dir};
-        struct store_opts o = {.quota = quota, .compress = j->cfg->store_compress};
-        /* a report is small and must arrive: no quota refusal */
-        store_deliver(dsn.data, dsn.len, &sr, 1, &o);
-        j->report_stored = sr.status == STORE_OK;
-    }
+    j->report_stored = n && outq_dsn_store(j->cfg, quota, j->m.mail_from, j->report_account,
+                                           sizeof j->report_account, r, n, j->m.data, hl, now,
+                                           now, false) == 0;
     if (!j->report_stored)
-        log_error("accept: delivery report to %s not stored", j->report_account);
-    buf_free(&dsn);
+        log_error("accept: delivery report to %s not stored", j->m.mail_from);
     free(r);
     free(reply);
 }

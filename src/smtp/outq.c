@@ -902,26 +902,15 @@ static void commit_work(uv_work_t *w)
     struct run *r = w->data;
     struct omsg *m = r->m;
     if (r->n_dsn && m->mail_from[0]) {
-        struct buf dsn = {0};
-        char dir[4096];
-        const char *why = NULL;
-        if (store_addr_recipient(Q.cfg, m->mail_from, r->dsn_account, sizeof r->dsn_account,
-                                 &why) < 0 ||
-            !store_account_exists(Q.cfg, r->dsn_account) ||
-            store_account_dir(Q.cfg, r->dsn_account, dir, sizeof dir) < 0) {
+        int rc = outq_dsn_store(Q.cfg, Q.quota, m->mail_from, r->dsn_account,
+                                sizeof r->dsn_account, r->dsn, r->n_dsn,
+                                r->headers ? r->headers : "", r->headers_len, m->arrival, now_s(),
+                                r->dsn_expired);
+        r->dsn_stored = rc == 0;
+        if (rc == -1)
             log_info("queue: %s: no local sender %s for the delivery report", m->id, m->mail_from);
-        } else if (outq_dsn_build(&dsn, Q.cfg->mail_domain, r->dsn_account, r->dsn, r->n_dsn,
-                                  r->headers ? r->headers : "", r->headers_len, m->arrival,
-                                  now_s(), r->dsn_expired) == 0) {
-            struct store_rcpt sr = {.dir = dir};
-            struct store_opts o = {.quota = Q.quota, .compress = Q.cfg->store_compress};
-            /* a report is small and must arrive: no quota refusal */
-            store_deliver(dsn.data, dsn.len, &sr, 1, &o);
-            r->dsn_stored = sr.status == STORE_OK;
-            if (!r->dsn_stored)
-                log_error("queue: %s: delivery report to %s not stored", m->id, r->dsn_account);
-        }
-        buf_free(&dsn);
+        else if (rc < 0)
+            log_error("queue: %s: delivery report to %s not stored", m->id, r->dsn_account);
     }
     char name[QUEUE_ID_LEN + 8];
     snprintf(name, sizeof name, ".st-%s", m->id);

@@ -79,6 +79,16 @@ int outq_dsn_build(struct buf *out, const char *domain, const char *to,
                    const struct outq_dsn_rcpt *r, size_t n, const char *headers,
                    size_t headers_len, int64_t arrival, int64_t now, bool expired);
 
+/* outq_dsn_store.c (worker): the report built and stored in the INBOX of
+ * the local account of `sender` (*account gets its address), without a
+ * quota refusal. 0 stored; -1 no local sender; -2 not built or stored. */
+struct config;
+struct quota_cache;
+int outq_dsn_store(const struct config *cfg, struct quota_cache *quota, const char *sender,
+                   char *account, size_t account_len, const struct outq_dsn_rcpt *r, size_t n,
+                   const char *headers, size_t headers_len, int64_t arrival, int64_t now,
+                   bool expired);
+
 /* ---------------------------------------------------------------- transports */
 
 struct outq_reply {
