@@ -85,30 +85,51 @@ if [ -z "${CM_SKIP_FUZZ:-}" ]; then
   bash scripts/build.sh fuzz
   secs=${CM_FUZZ_SECONDS:-10}
   min_rate=5000   # executions per second every harness should reach (issue 10)
-  rates=""
-  for f in build-fuzz/fuzz_*; do
-    [ -x "$f" ] || continue
+  # one harness per core at a time: each is single-threaded, so running
+  # nproc of them side by side keeps every harness's own rate and divides
+  # the pass's wall time
+  jobs=$(nproc)
+  fuzzdir=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+  fuzz_one() {   # $1 = harness; writes $fuzzdir/<name>.{log,rc}
+    local f=$1 name work corpus
     name=$(basename "$f")
     corpus=fuzz/corpus/${name#fuzz_}
     # the corpus libFuzzer grows lives in memory (tmpfs) when it can: each
     # new input is a file, and creating ~1,000 of them on a disk was a tenth
     # of a short run's time
-    work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+    work=$fuzzdir/$name.corpus
+    mkdir -p "$work"
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-    step "fuzz $name (${secs}s)"
-    if ! "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$work" \
-         > "$work.log" 2>&1; then
-      tail -50 "$work.log"; fail=1
+    local rc=0
+    "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$work" \
+         > "$fuzzdir/$name.log" 2>&1 || rc=$?
+    echo "$rc" > "$fuzzdir/$name.rc"
+    rm -rf "$work"
+  }
+  harnesses=()
+  for f in build-fuzz/fuzz_*; do [ -x "$f" ] && harnesses+=("$f"); done
+  step "fuzz ${#harnesses[@]} harnesses, ${secs}s each, $jobs at a time"
+  running=0
+  for f in "${harnesses[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+    fuzz_one "$f" &
+    running=$((running + 1))
+  done
+  wait || true
+  rates=""
+  for f in "${harnesses[@]}"; do
+    name=$(basename "$f")
+    log=$fuzzdir/$name.log
+    if [ "$(cat "$fuzzdir/$name.rc" 2>/dev/null)" != 0 ]; then
+      echo "--- $name failed:"; tail -50 "$log"; fail=1
     fi
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log" | tail -1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work.log" | tail -1)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     note=""
     [ -n "$rate" ] && [ "$rate" -lt "$min_rate" ] && note="  (below $min_rate exec/s)"
-    line=$(printf '%-22s %10s executions %8s exec/s%s' "$name" "${execs:-?}" "${rate:-?}" "$note")
-    echo "$line"
-    rates+="$line"$'\n'
-    rm -rf "$work" "$work.log"
+    rates+=$(printf '%-22s %10s executions %8s exec/s%s' "$name" "${execs:-?}" "${rate:-?}" "$note")$'\n'
   done
+  rm -rf "$fuzzdir"
   step "fuzz executions per harness (${secs}s each)"
   printf '%s' "$rates"
 fi
