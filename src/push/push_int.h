@@ -49,6 +49,26 @@ bool push_item_name_tmp(const char *name);
 void push_token_tag(const char *token, size_t len, char out[9]);
 uint64_t push_token_hash(const char *token, size_t len);
 
+/* ---------------------------------------------------------------- pending tokens */
+
+/* A counted set of 64-bit keys (keyed hashes of the tokens of every item
+ * pending in memory or on disk only): coalescing asks it in O(1) whatever
+ * the queue's length, and items that wait on disk keep only 12 bytes here.
+ * Zero-initialised = empty. */
+struct push_set_slot;
+struct push_set {
+    struct push_set_slot *slots;
+    size_t cap, used;
+};
+/* One more item with key. 0, or -1 (no memory; the set unchanged). */
+int push_set_add(struct push_set *s, uint64_t key);
+bool push_set_has(const struct push_set *s, uint64_t key);
+/* One item with key fewer (the key leaves at zero; unknown keys ignored). */
+void push_set_del(struct push_set *s, uint64_t key);
+/* Distinct keys. */
+size_t push_set_size(const struct push_set *s);
+void push_set_free(struct push_set *s);
+
 /* ---------------------------------------------------------------- schedule */
 
 /* Milliseconds between attempt `attempts` (1 = the first attempt failed)
