@@ -20,7 +20,12 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
   - 100 deliveries in a burst to one token while the endpoint holds its
     answer: coalesced into at most 2 requests;
   - more items than fit in memory (CM_PUSH_MEM_MAX=4 while the endpoint
-    holds): the rest wait on disk and every token is notified once.
+    holds): the rest wait on disk and every token is notified once; new
+    deliveries to tokens whose items wait on disk add nothing, also after
+    a restart;
+  - an item file older than 5 h found at start: dropped without a request;
+  - an HTTP/2-only endpoint (python3-h2): five notifications are five
+    concurrent streams of one TLS connection.
 """
 import http.client
 import socket
@@ -332,3 +337,30 @@ def test_items_on_disk_coalesce(server, test_ca, endpoint):
     got = settle(ep, 4 + 30, extra=1.5)  # every file sent once after the restart
     assert sorted(g.body for g in got[4:]) == sorted(t.encode() for t in toks.values())
     cmtest.poll(lambda: pending(srv) == [], what="every file removed")
+
+
+def test_http2_one_connection_multiplexed(server, test_ca):
+    """The notification server speaks HTTP/2 only (ALPN h2) and answers
+    nothing until all five requests are open: the five notifications of
+    one delivery go as five streams of ONE TLS connection, at once."""
+    from push_helpers import H2Endpoint
+    toks = [f"h2token{i}" for i in range(5)]
+    ep = H2Endpoint(test_ca, want=len(toks))
+    try:
+        srv = push_server(server, test_ca, None, url=ep.url)
+        set_tokens(srv, BOB, toks)
+        send(srv, ALICE, BOB)
+        cmtest.poll(lambda: len(ep.streams) >= len(toks), what="five streams")
+        cmtest.poll(lambda: pending(srv) == [], what="every item done (200)")
+        time.sleep(0.5)
+        assert ep.alpn == ["h2"], ep.alpn
+        assert ep.max_open == len(toks), ep.max_open  # all open at once: multiplexed
+        assert sorted(body for _, _, body in ep.streams) == sorted(t.encode() for t in toks)
+        for conn, h, body in ep.streams:
+            assert conn == 0
+            assert (h[":method"], h[":path"], h[":scheme"]) == ("POST", "/notify", "https"), h
+            assert "content-type" not in h, h
+            assert h.get("content-length") == str(len(body)), h
+        assert not any(t in srv.log_text() for t in toks)
+    finally:
+        ep.stop()

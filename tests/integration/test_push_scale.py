@@ -121,7 +121,7 @@ def test_push_burst_every_token_once(server, test_ca, tmp_path):
         assert len(bodies) == N and set(bodies) == {token(i).encode() for i in range(N)}
         cmtest.poll(lambda: pending(srv) == [], timeout=60, what="no item left")
         peak = rss_peak_kb(srv.pid)
-        print(f"\npush scale: {N} accounts, accepted in {t_accepted:.1f} s, all notified "
+        print(f"\npush scale: {ep.connections()} connections to the endpoint; {N} accounts, accepted in {t_accepted:.1f} s, all notified "
               f"after {t_notified:.1f} s; server peak RSS {peak / 1024:.1f} MiB; "
               f"IDLE submit->EXISTS before: n={len(base)} p50={pct(base, .5) * 1000:.0f} ms "
               f"p99={pct(base, .99) * 1000:.0f} ms; during the burst: n={len(during)} "
