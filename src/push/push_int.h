@@ -16,7 +16,13 @@
 #define PUSH_ATTEMPTS_MAX 5       /* dropped after the fifth attempt */
 #define PUSH_MAX_AGE_S (5 * 3600) /* ... or 5 h after the delivery */
 #define PUSH_INFLIGHT_MAX 64      /* requests at once */
-#define PUSH_CONNECTIONS_MAX 8    /* to an HTTP/1.1 server; HTTP/2 needs one */
+/* Connections to an HTTP/1.1 server (HTTP/2 needs one). At most 4: curl's
+ * connection cache keeps 4 x (transfers in the multi) connections, so with
+ * 8 allowed, every lull in a burst closed some that the next requests
+ * opened again, and each new connection costs the loop thread a TLS
+ * handshake plus a load of the CA roots (30-60 ms: 28-45 connections in
+ * test_push_scale's burst, 4 now). */
+#define PUSH_CONNECTIONS_MAX 4
 #define PUSH_MEM_MAX 4096         /* items in memory; the rest wait on disk */
 #define PUSH_FILE_MAX (STORE_ADDR_MAX + 1 + 20 + 1 + STORE_TOKEN_MAX + 1)
 #define PUSH_TIMEOUT_MS 60000     /* one request */

@@ -256,7 +256,7 @@ def test_items_beyond_memory_wait_on_disk(server, test_ca, endpoint):
     srv = server(extra={"notification_url": ep.url, "tls_ca_file": str(test_ca.crt),
                         "max_user_send_burst_size": 1000, "max_user_send_per_minute": 6000},
                  start=False)
-    srv.env["CM_PUSH_MEM_MAX"] = "4"  # fewer than the 8 connections
+    srv.env["CM_PUSH_MEM_MAX"] = "4"  # as many as the connections: all 4 in flight
     srv.start()
     users = [f"spill{i:04d}@{DOMAIN}" for i in range(40)]
     for u in users:
