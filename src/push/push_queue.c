@@ -6,16 +6,22 @@
  * one batch per kind at a time:
  *
  *   delivery  worker: the account's valid tokens (metadata.json, locked)
- *             loop: per token not pending (coalescing) a new item
- *             worker: its file (.tmp, fsync, rename; the dir fsynced once
- *             per batch)
- *             loop: due now
+ *             loop: per token not pending (coalescing: P.pending counts
+ *             the tokens of every item, in memory or on disk only) a new
+ *             item
+ *             worker: its file (.tmp-<random>; the batch made durable by
+ *             one syncfs, renamed, the dir fsynced once); writes wait for
+ *             the start-up scan, which counts the files it finds
+ *             loop: due now (an item older than 5 h is dropped instead)
  *   answer    200/410: worker: (410: the token out of metadata.json) the
  *             file removed; loop: the item freed. Otherwise the next try
  *             8^n s later, or dropped (file removed).
  *   scan      at start (after the privilege drop: from the first timer
  *             turn) and when items spilled to disk only: the files read
  *             back, .tmp and unparsable ones removed at start.
+ *
+ * Nothing on the loop is linear in the queue but the timer's pass over the
+ * items in memory (at most PUSH_MEM_MAX): lookups go through hash sets.
  */
 #include "push/push.h"
 #include "push/push_int.h"
@@ -627,8 +633,10 @@ static void job_done(struct workpool_job *wj)
 static void start_scan(bool initial)
 {
     struct job *j = calloc(1, sizeof *j);
-    if (!j)
+    if (!j) {
+        P.initial_done |= initial; /* no count of the files: the writes go on */
         return;
+    }
     j->kind = J_SCAN;
     j->initial = initial;
     j->limit = P.mem_max - P.n;
@@ -637,6 +645,7 @@ static void start_scan(bool initial)
     P.scanning = true;
     if (submit(j) < 0) {
         P.scanning = false;
+        P.initial_done |= initial;
         free(j);
     }
 }

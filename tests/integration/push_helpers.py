@@ -12,6 +12,7 @@ SETMETADATAs each token; send(srv, sender, rcpt) submits an encrypted
 message; pending(srv) lists <mailboxes_dir>/pending_notifications."""
 import http.server
 import imaplib
+import os
 import ssl
 import threading
 import time
@@ -236,8 +237,10 @@ def pending(srv):
 class EndpointProcess:
     """The same notification server (always 200) in a child process, so
     that its TLS work does not compete with the test's own threads for
-    Python's GIL (the scale test measures IDLE latency meanwhile). Bodies
-    are appended, one per line, to a file the test reads."""
+    Python's GIL (the scale test measures IDLE latency meanwhile), at nice
+    +10 (a notification server is another machine). Bodies are appended,
+    one per line, to a file the test reads; connections() counts the TLS
+    connections it accepted."""
 
     def __init__(self, test_ca, tmp):
         import subprocess
@@ -268,6 +271,10 @@ class EndpointProcess:
 
 def _serve(cert, key, log):
     import sys
+    # stands for a notification server on another machine: its TLS and
+    # HTTP work must not compete with the relay for this machine's CPU at
+    # the same priority while the test measures the relay's IDLE latency
+    os.nice(10)
     out = open(log, "ab", buffering=0)
     conns = open(log + ".conns", "ab", buffering=0)  # one byte per accepted connection
     lock = threading.Lock()
