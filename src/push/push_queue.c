@@ -9,8 +9,9 @@
  *             loop: per token not pending (coalescing: P.pending counts
  *             the tokens of every item, in memory or on disk only) a new
  *             item
- *             worker: its file (.tmp-<random>; the batch made durable by
- *             one syncfs, renamed, the dir fsynced once); writes wait for
+ *             worker: its file (.tmp-<random>; the batch made durable
+ *             with one journal commit, renamed, the dir fsynced once;
+ *             see write_work); writes wait for
  *             the start-up scan, which counts the files it finds
  *             loop: due now (an item older than 5 h is dropped instead)
  *   answer    200/410: worker: (410: the token out of metadata.json) the
@@ -284,6 +285,11 @@ static int write_tmp(int dfd, const struct item *it, struct buf *b, char *tmp)
     if (fd < 0)
         return -1;
     int rc = fileio_write_all(fd, b->data, b->len);
+    /* start its writeback now: the blocks of the whole batch are then
+     * allocated in one journal transaction, which the first fdatasync
+     * commits; the others find it committed */
+    if (rc == 0 && sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+        rc = -1;
     int e = errno;
     if (close(fd) != 0 && rc == 0) {
         rc = -1;
@@ -296,11 +302,28 @@ static int write_tmp(int dfd, const struct item *it, struct buf *b, char *tmp)
     return rc;
 }
 
-/* The batch's files written under temporary names, made durable by ONE
- * syncfs (one journal commit instead of one fsync per file: a burst of
- * thousands of items does not hold the disk's journal, and with it every
- * delivery's fsync, for seconds), renamed, and the directory fsynced once,
- * before any of them is sent. */
+/* Durable: the fdatasync of a file whose writeback write_tmp started. */
+static int sync_tmp(int dfd, const char *tmp)
+{
+    int fd = openat(dfd, tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    int rc = fdatasync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The batch's files written under temporary names (writeback started for
+ * all of them), each fdatasynced (the first one commits the journal
+ * transaction that holds them all: one commit per batch, not one per file
+ * as with a plain write-fsync-rename each, which in a burst of thousands
+ * held the journal, and with it every delivery's fsync and the IDLE
+ * latency of other users; syncfs, the other way to one commit, also
+ * flushes everyone else's dirty data), renamed, and the directory fsynced
+ * once, before any of them is sent. The files are reopened for the sync
+ * rather than kept open: a batch must not hold PUSH_BATCH descriptors. */
 static void write_work(struct job *j)
 {
     int dfd = open(P.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -329,19 +352,20 @@ static void write_work(struct job *j)
         any |= it->rc == 0;
     }
     buf_free(&b);
-    int sync_err = any && syncfs(dfd) < 0 ? errno : 0;
     k = 0;
+    any = false;
     for (struct item *it = j->items; it; it = it->qnext, k++) {
         if (it->rc < 0)
             continue;
-        if (sync_err || renameat(dfd, tmps[k], dfd, it->id) < 0) {
+        if (sync_tmp(dfd, tmps[k]) < 0 || renameat(dfd, tmps[k], dfd, it->id) < 0) {
             it->rc = -1;
-            it->err = sync_err ? sync_err : errno;
+            it->err = errno;
             unlinkat(dfd, tmps[k], 0);
         }
+        any |= it->rc == 0;
     }
     free(tmps);
-    j->dir_err = any && !sync_err && fsync(dfd) < 0 ? errno : 0;
+    j->dir_err = any && fsync(dfd) < 0 ? errno : 0;
     close(dfd);
 }
 
