@@ -24,6 +24,7 @@ TEST_PKGS=(
   systemd                                         # systemd-analyze verify of the unit
   python3-dkim python3-dnslib                     # DKIM reference signer, test DNS server
   python3-cryptography python3-nacl               # DKIM test keys (RSA, Ed25519) made by the tests
+  python3-h2                                      # HTTP/2 notification server (test_push.py)
   postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
   opendkim opendkim-tools                         # DKIM milter (signing and verifying) for the Postfix peers, opendkim-genkey/-testkey
   gpg gpgconf gpg-agent                           # an OpenPGP key for an outside contact (test_deltachat_dsn.py); key generation needs the agent (a Recommends of gpg)

@@ -16,7 +16,13 @@
 #define PUSH_ATTEMPTS_MAX 5       /* dropped after the fifth attempt */
 #define PUSH_MAX_AGE_S (5 * 3600) /* ... or 5 h after the delivery */
 #define PUSH_INFLIGHT_MAX 64      /* requests at once */
-#define PUSH_CONNECTIONS_MAX 8    /* to an HTTP/1.1 server; HTTP/2 needs one */
+/* Connections to an HTTP/1.1 server (HTTP/2 needs one). At most 4: curl's
+ * connection cache keeps 4 x (transfers in the multi) connections, so with
+ * 8 allowed, every lull in a burst closed some that the next requests
+ * opened again, and each new connection costs the loop thread a TLS
+ * handshake plus a load of the CA roots (30-60 ms: 28-45 connections in
+ * test_push_scale's burst, 4 now). */
+#define PUSH_CONNECTIONS_MAX 4
 #define PUSH_MEM_MAX 4096         /* items in memory; the rest wait on disk */
 #define PUSH_FILE_MAX (STORE_ADDR_MAX + 1 + 20 + 1 + STORE_TOKEN_MAX + 1)
 #define PUSH_TIMEOUT_MS 60000     /* one request */
@@ -48,6 +54,26 @@ bool push_item_name_tmp(const char *name);
  * 8 hex characters of a hash, NUL-terminated. */
 void push_token_tag(const char *token, size_t len, char out[9]);
 uint64_t push_token_hash(const char *token, size_t len);
+
+/* ---------------------------------------------------------------- pending tokens */
+
+/* A counted set of 64-bit keys (keyed hashes of the tokens of every item
+ * pending in memory or on disk only): coalescing asks it in O(1) whatever
+ * the queue's length, and items that wait on disk keep only 12 bytes here.
+ * Zero-initialised = empty. */
+struct push_set_slot;
+struct push_set {
+    struct push_set_slot *slots;
+    size_t cap, used;
+};
+/* One more item with key. 0, or -1 (no memory; the set unchanged). */
+int push_set_add(struct push_set *s, uint64_t key);
+bool push_set_has(const struct push_set *s, uint64_t key);
+/* One item with key fewer (the key leaves at zero; unknown keys ignored). */
+void push_set_del(struct push_set *s, uint64_t key);
+/* Distinct keys. */
+size_t push_set_size(const struct push_set *s);
+void push_set_free(struct push_set *s);
 
 /* ---------------------------------------------------------------- schedule */
 

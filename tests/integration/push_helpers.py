@@ -12,6 +12,7 @@ SETMETADATAs each token; send(srv, sender, rcpt) submits an encrypted
 message; pending(srv) lists <mailboxes_dir>/pending_notifications."""
 import http.server
 import imaplib
+import os
 import ssl
 import threading
 import time
@@ -90,6 +91,97 @@ class PushEndpoint:
         self.httpd.server_close()
 
 
+class H2Endpoint:
+    """A notification server that speaks only HTTP/2 over TLS (ALPN "h2",
+    python3-h2). It holds its answers (200) until `want` requests are open
+    at once (or 10 s passed), so a client that multiplexes them on one
+    connection passes and one that waits for each answer does not.
+    Records the connections (their ALPN) and every stream (connection
+    number, headers, body)."""
+
+    def __init__(self, test_ca, want):
+        import socket
+        leaf = test_ca.make_leaf("push-h2", sans="IP:127.0.0.1,DNS:push.test", cn="push.test")
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(leaf.fullchain), str(leaf.key))
+        self.ctx.set_alpn_protocols(["h2"])
+        self.want = want
+        self.lock = threading.Lock()
+        self.alpn = []          # per connection
+        self.streams = []       # (connection number, headers dict, body)
+        self.max_open = 0
+        self.enough = threading.Event()
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.url = f"https://127.0.0.1:{self.port}/notify"
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                raw, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError):
+                raw.close()
+                continue
+            with self.lock:
+                n = len(self.alpn)
+                self.alpn.append(conn.selected_alpn_protocol())
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+
+    def _serve(self, sock, n):
+        import h2.config
+        import h2.connection
+        import h2.events
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                 header_encoding="utf-8"))
+        c.initiate_connection()
+        sock.sendall(c.data_to_send())
+        heads, bodies, done = {}, {}, []
+        sock.settimeout(0.05)
+        deadline = time.monotonic() + 10
+        while not self.stopped:
+            try:
+                data = sock.recv(65536)
+                if not data:
+                    break
+            except TimeoutError:
+                data = b""
+            except OSError:  # ssl.SSLError too
+                break
+            for ev in c.receive_data(data) if data else []:
+                if isinstance(ev, h2.events.RequestReceived):
+                    heads[ev.stream_id] = {k.lower(): v for k, v in ev.headers}
+                    bodies[ev.stream_id] = b""
+                elif isinstance(ev, h2.events.DataReceived):
+                    bodies[ev.stream_id] += ev.data
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done.append(ev.stream_id)
+                    with self.lock:
+                        self.streams.append((n, heads[ev.stream_id], bodies[ev.stream_id]))
+                        self.max_open = max(self.max_open, len(done))
+                        if len(self.streams) >= self.want:
+                            self.enough.set()
+            if done and (self.enough.is_set() or time.monotonic() > deadline):
+                for sid in done:
+                    c.send_headers(sid, [(":status", "200"), ("content-length", "0")],
+                                   end_stream=True)
+                done = []
+            out = c.data_to_send()
+            if out:
+                sock.sendall(out)
+        sock.close()
+
+    def stop(self):
+        self.stopped = True
+        self.lsock.close()
+
+
 def push_server(server, test_ca, endpoint, scale=None, extra=None, url=None):
     """A server whose notification_url is the endpoint's (or url)."""
     srv = server(extra={"notification_url": url or endpoint.url, "tls_ca_file": str(test_ca.crt),
@@ -145,8 +237,10 @@ def pending(srv):
 class EndpointProcess:
     """The same notification server (always 200) in a child process, so
     that its TLS work does not compete with the test's own threads for
-    Python's GIL (the scale test measures IDLE latency meanwhile). Bodies
-    are appended, one per line, to a file the test reads."""
+    Python's GIL (the scale test measures IDLE latency meanwhile), at nice
+    +10 (a notification server is another machine). Bodies are appended,
+    one per line, to a file the test reads; connections() counts the TLS
+    connections it accepted."""
 
     def __init__(self, test_ca, tmp):
         import subprocess
@@ -165,6 +259,11 @@ class EndpointProcess:
     def count(self):
         return len(self.bodies())
 
+    def connections(self):
+        """TLS connections the endpoint has accepted so far."""
+        p = Path(str(self.log) + ".conns")
+        return len(p.read_bytes()) if p.exists() else 0
+
     def stop(self):
         self.proc.kill()
         self.proc.wait()
@@ -172,7 +271,12 @@ class EndpointProcess:
 
 def _serve(cert, key, log):
     import sys
+    # stands for a notification server on another machine: its TLS and
+    # HTTP work must not compete with the relay for this machine's CPU at
+    # the same priority while the test measures the relay's IDLE latency
+    os.nice(10)
     out = open(log, "ab", buffering=0)
+    conns = open(log + ".conns", "ab", buffering=0)  # one byte per accepted connection
     lock = threading.Lock()
 
     class H(http.server.BaseHTTPRequestHandler):
@@ -189,7 +293,13 @@ def _serve(cert, key, log):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    class Server(http.server.ThreadingHTTPServer):
+        def get_request(self):
+            r = super().get_request()
+            conns.write(b".")
+            return r
+
+    httpd = Server(("127.0.0.1", 0), H)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)

@@ -20,7 +20,12 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
   - 100 deliveries in a burst to one token while the endpoint holds its
     answer: coalesced into at most 2 requests;
   - more items than fit in memory (CM_PUSH_MEM_MAX=4 while the endpoint
-    holds): the rest wait on disk and every token is notified once.
+    holds): the rest wait on disk and every token is notified once; new
+    deliveries to tokens whose items wait on disk add nothing, also after
+    a restart;
+  - an item file older than 5 h found at start: dropped without a request;
+  - an HTTP/2-only endpoint (python3-h2): five notifications are five
+    concurrent streams of one TLS connection.
 """
 import http.client
 import socket
@@ -251,7 +256,7 @@ def test_items_beyond_memory_wait_on_disk(server, test_ca, endpoint):
     srv = server(extra={"notification_url": ep.url, "tls_ca_file": str(test_ca.crt),
                         "max_user_send_burst_size": 1000, "max_user_send_per_minute": 6000},
                  start=False)
-    srv.env["CM_PUSH_MEM_MAX"] = "4"  # fewer than the 8 connections
+    srv.env["CM_PUSH_MEM_MAX"] = "4"  # as many as the connections: all 4 in flight
     srv.start()
     users = [f"spill{i:04d}@{DOMAIN}" for i in range(40)]
     for u in users:
@@ -267,3 +272,95 @@ def test_items_beyond_memory_wait_on_disk(server, test_ca, endpoint):
     got = settle(ep, 40, extra=1.0)
     assert sorted(g.body for g in got) == sorted(f"spilltoken{u[5:9]}".encode() for u in users)
     cmtest.poll(lambda: pending(srv) == [], what="every file removed")
+
+
+def test_old_item_at_start_dropped_without_a_try(server, test_ca, endpoint):
+    """An item file older than 5 h found at start is dropped (file removed)
+    without one more request; a fresh one beside it is sent."""
+    ep = endpoint()
+    srv = push_server(server, test_ca, ep)
+    set_tokens(srv, BOB, [TOK])
+    send(srv, ALICE, BOB)
+    settle(ep, 1)
+    cmtest.poll(lambda: pending(srv) == [], what="the first item done")
+    srv.kill()
+    d = pending_dir(srv)
+    now = int(time.time())
+    (d / ("a" * 32)).write_text(f"{BOB}\n{now - 5 * 3600 - 120}\noldtoken")
+    (d / ("b" * 32)).write_text(f"{BOB}\n{now - 60}\nfreshtoken")
+    srv.start()
+    cmtest.poll(lambda: ep.count() >= 2, what="the fresh item sent")
+    cmtest.poll(lambda: pending(srv) == [], what="both files removed")
+    time.sleep(0.5)
+    assert ep.bodies() == [TOK.encode(), b"freshtoken"]
+    assert "older than 18000 s" in srv.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_items_on_disk_coalesce(server, test_ca, endpoint):
+    """Items beyond the memory bound wait on disk only; a new delivery to
+    their tokens adds nothing, both while the server runs and after a
+    restart (the start-up scan counts the files it leaves on disk)."""
+    ep = endpoint()
+    ep.hold()
+    srv = server(extra={"notification_url": ep.url, "tls_ca_file": str(test_ca.crt),
+                        "max_user_send_burst_size": 1000, "max_user_send_per_minute": 6000},
+                 start=False)
+    srv.env["CM_PUSH_MEM_MAX"] = "4"
+    srv.start()
+    users = [f"diskq{i:04d}@{DOMAIN}" for i in range(30)]
+    toks = {u: f"disktoken{u[5:9]}" for u in users}
+    for u in users:
+        set_tokens(srv, u, [toks[u]])
+
+    def deliver_all():
+        s = login(srv, ALICE)
+        assert s.sendmail(ALICE, users, fixture("encrypted.eml", ALICE, users[0])) == {}
+        s.quit()
+
+    deliver_all()
+    cmtest.poll(lambda: len(pending(srv)) == 30, what="30 item files")
+    cmtest.poll(lambda: ep.count() == 4, what="the 4 items in memory sent")
+    first = set(pending(srv))
+    deliver_all()  # 4 in flight, 26 on disk only: all coalesced
+    cmtest.poll(lambda: all(len(stored(srv, u)) == 2 for u in users), what="second delivery")
+    time.sleep(1.0)
+    assert set(pending(srv)) == first
+    srv.kill()  # the 30 files stay; after the restart 4 in memory, 26 on disk only
+    srv.start()
+    cmtest.poll(lambda: ep.count() == 8, what="4 items in memory sent again")
+    deliver_all()
+    cmtest.poll(lambda: all(len(stored(srv, u)) == 3 for u in users), what="third delivery")
+    time.sleep(1.0)
+    assert set(pending(srv)) == first
+    ep.release()
+    got = settle(ep, 4 + 30, extra=1.5)  # every file sent once after the restart
+    assert sorted(g.body for g in got[4:]) == sorted(t.encode() for t in toks.values())
+    cmtest.poll(lambda: pending(srv) == [], what="every file removed")
+
+
+def test_http2_one_connection_multiplexed(server, test_ca):
+    """The notification server speaks HTTP/2 only (ALPN h2) and answers
+    nothing until all five requests are open: the five notifications of
+    one delivery go as five streams of ONE TLS connection, at once."""
+    from push_helpers import H2Endpoint
+    toks = [f"h2token{i}" for i in range(5)]
+    ep = H2Endpoint(test_ca, want=len(toks))
+    try:
+        srv = push_server(server, test_ca, None, url=ep.url)
+        set_tokens(srv, BOB, toks)
+        send(srv, ALICE, BOB)
+        cmtest.poll(lambda: len(ep.streams) >= len(toks), what="five streams")
+        cmtest.poll(lambda: pending(srv) == [], what="every item done (200)")
+        time.sleep(0.5)
+        assert ep.alpn == ["h2"], ep.alpn
+        assert ep.max_open == len(toks), ep.max_open  # all open at once: multiplexed
+        assert sorted(body for _, _, body in ep.streams) == sorted(t.encode() for t in toks)
+        for conn, h, body in ep.streams:
+            assert conn == 0
+            assert (h[":method"], h[":path"], h[":scheme"]) == ("POST", "/notify", "https"), h
+            assert "content-type" not in h, h
+            assert h.get("content-length") == str(len(body)), h
+        assert not any(t in srv.log_text() for t in toks)
+    finally:
+        ep.stop()

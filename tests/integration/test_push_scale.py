@@ -121,12 +121,15 @@ def test_push_burst_every_token_once(server, test_ca, tmp_path):
         assert len(bodies) == N and set(bodies) == {token(i).encode() for i in range(N)}
         cmtest.poll(lambda: pending(srv) == [], timeout=60, what="no item left")
         peak = rss_peak_kb(srv.pid)
-        print(f"\npush scale: {N} accounts, accepted in {t_accepted:.1f} s, all notified "
+        print(f"\npush scale: {ep.connections()} connections to the endpoint; {N} accounts, accepted in {t_accepted:.1f} s, all notified "
               f"after {t_notified:.1f} s; server peak RSS {peak / 1024:.1f} MiB; "
               f"IDLE submit->EXISTS before: n={len(base)} p50={pct(base, .5) * 1000:.0f} ms "
               f"p99={pct(base, .99) * 1000:.0f} ms; during the burst: n={len(during)} "
               f"p50={pct(during, .5) * 1000:.0f} ms p99={pct(during, .99) * 1000:.0f} ms")
         assert peak < 512 * 1024, peak
+        # the connections are kept through the burst (PUSH_CONNECTIONS_MAX 4;
+        # each new one costs the loop a handshake and a CA load)
+        assert ep.connections() <= 8, ep.connections()
         assert during and pct(during, .99) < 5.0, during
         c.send("DONE\r\n")
         c.close()

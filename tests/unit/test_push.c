@@ -103,6 +103,53 @@ TEST(time_scale)
     CHECK(push_time_scale("nan") == 1.0);
 }
 
+TEST(pending_set)
+{
+    struct push_set s = {0};
+    CHECK(!push_set_has(&s, 42));
+    push_set_del(&s, 42); /* unknown: ignored, even on an empty set */
+    CHECK_INT_EQ(push_set_add(&s, 42), 0);
+    CHECK_INT_EQ(push_set_add(&s, 42), 0); /* two items of one token */
+    CHECK_INT_EQ(push_set_add(&s, 0), 0);  /* 0 is a key like any other */
+    CHECK(push_set_has(&s, 42) && push_set_has(&s, 0) && !push_set_has(&s, 43));
+    CHECK_INT_EQ(push_set_size(&s), 2);
+    push_set_del(&s, 42);
+    CHECK(push_set_has(&s, 42)); /* one item left */
+    push_set_del(&s, 42);
+    CHECK(!push_set_has(&s, 42));
+    push_set_del(&s, 0);
+    CHECK_INT_EQ(push_set_size(&s), 0);
+    /* against a plain array under random adds and deletes of clustering
+     * keys (multiples of the table size probe the same slots) */
+    enum { K = 3000 };
+    static unsigned model[K];
+    uint64_t x = 88172645463325252ull;
+    for (int step = 0; step < 200000; step++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned k = (unsigned)(x % K);
+        uint64_t key = (uint64_t)k * 4096;
+        if ((x >> 40) % 3 != 0) {
+            CHECK_INT_EQ(push_set_add(&s, key), 0);
+            model[k]++;
+        } else {
+            push_set_del(&s, key);
+            if (model[k])
+                model[k]--;
+        }
+        if (step % 997 == 0) {
+            size_t distinct = 0;
+            for (unsigned i = 0; i < K; i++) {
+                distinct += model[i] > 0;
+                if (push_set_has(&s, (uint64_t)i * 4096) != (model[i] > 0))
+                    CHECK(!"set and model differ");
+            }
+            CHECK_INT_EQ(push_set_size(&s), distinct);
+        }
+    }
+    push_set_free(&s);
+    CHECK(!push_set_has(&s, 0));
+}
+
 int main(void)
 {
     RUN(item_roundtrip);
@@ -110,5 +157,6 @@ int main(void)
     RUN(names);
     RUN(schedule);
     RUN(time_scale);
+    RUN(pending_set);
     return check_report();
 }
