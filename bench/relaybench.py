@@ -431,12 +431,17 @@ def main():
     ap.add_argument("--quick", action="store_true", help="20 latency samples, 200 messages")
     ap.add_argument("--keep-ref", action="store_true", help="leave the reference pair running")
     ap.add_argument("--json", action="store_true", help="one JSON object per target")
+    ap.add_argument("--workdir", help="keep configs and logs here (default: a temporary dir)")
     a = ap.parse_args()
     if a.quick:
         a.messages, a.throughput = 20, 200
     zone = {B_DOM: {"MX": [(10, f"mx.{B_DOM}")]}, f"mx.{B_DOM}": {"A": [B_IP]}}
     results = []
-    with tempfile.TemporaryDirectory(prefix="relaybench-", dir="/var/tmp") as tmp:
+    if a.workdir:
+        shutil.rmtree(a.workdir, ignore_errors=True)
+        os.makedirs(a.workdir)
+    with tempfile.TemporaryDirectory(prefix="relaybench-", dir="/var/tmp") as tmpd:
+        tmp = a.workdir or tmpd
         os.chmod(tmp, 0o755)
         for t in a.targets.split():
             if t in ("mxdeliv", "smtp"):

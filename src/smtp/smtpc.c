@@ -10,7 +10,10 @@
  * an idle one is closed with QUIT after SMTPC_IDLE_MS (and at stop). A
  * reused connection that fails before MAIL FROM is answered (the peer
  * closed it, 421) is given up and the delivery starts once more on a new
- * connection; the caller sees one delivery. */
+ * connection; the caller sees one delivery. At most SMTPC_PER_HOST_MAX
+ * connections to one host are open at once (a receiving Postfix or
+ * chatmaild-server refuses a client's 51st with 421): a delivery beyond
+ * that waits (FIFO) for the next connection that becomes free or closes. */
 #include "smtp/smtpc.h"
 
 #include <netinet/in.h>
@@ -28,6 +31,8 @@
 #define SMTPC_IDLE_PER_HOST 8
 #define SMTPC_IDLE_MAX 100
 #define SMTPC_REUSE_MAX 100
+#define SMTPC_PER_HOST_MAX 20 /* connections at once (Postfix's destination
+                                 concurrency); more deliveries wait for one */
 
 struct smtpc_tx;
 
@@ -66,7 +71,7 @@ struct smtpc_tx {
     struct smtpc_proto p;
     struct smtpc_reply *rcpt;
     bool *final;
-    bool reported, timer_open, tls, tls_resumed, reused, retried;
+    bool reported, timer_open, tls, tls_resumed, reused, retried, waiting;
 };
 
 const char *smtpc_status_name(int status)
@@ -77,6 +82,10 @@ const char *smtpc_status_name(int status)
 }
 
 static void maybe_really_free(struct smtpc_client *c);
+static void run_on(struct smtpc_tx *t, struct smtpc_conn *k);
+static struct smtpc_tx *take_waiting(struct smtpc_client *c, const char *host, uint16_t port,
+                                     enum smtpc_tls tls);
+static void tx_end(struct smtpc_tx *t);
 
 static void on_sweep_closed(uv_handle_t *h)
 {
@@ -230,6 +239,14 @@ static void on_sweep(uv_timer_t *h)
 static void conn_park(struct smtpc_conn *k, bool need_rset)
 {
     struct smtpc_client *c = k->cl;
+    if (!c->stopped && k->oc && !k->closing && k->uses < SMTPC_REUSE_MAX) {
+        struct smtpc_tx *w = take_waiting(c, k->host, k->port, k->tls);
+        if (w) {
+            k->need_rset = need_rset;
+            run_on(w, k);
+            return;
+        }
+    }
     unsigned same = 0;
     for (struct smtpc_conn *o = c->conns; o; o = o->next)
         if (o->idle && o->port == k->port && o->tls == k->tls && !strcasecmp(o->host, k->host))
@@ -414,8 +431,14 @@ static void on_closed(void *ud)
         c->conns = k->next;
     if (k->next)
         k->next->prev = k->prev;
+    /* a slot for this host is free: the oldest waiting delivery takes it */
+    struct smtpc_tx *w = c->stopped ? NULL : take_waiting(c, k->host, k->port, k->tls);
     free(k->host);
     free(k);
+    if (w && conn_new(w) < 0) {
+        smtpc_proto_fail(&w->p, SMTPC_E_CONNECT, "cannot connect");
+        tx_end(w);
+    }
     if (t && !t->reported) { /* closed without an error: cannot happen, but be sure */
         smtpc_proto_fail(&t->p, SMTPC_E_IO, "connection closed");
         tx_end(t);
@@ -466,12 +489,9 @@ static int conn_new(struct smtpc_tx *t)
     return 0;
 }
 
-/* Runs t on an idle connection or a new one. 0, or -1 (no connection). */
-static int tx_start(struct smtpc_tx *t)
+/* Runs t on k, a connection whose last transaction ended reusable. */
+static void run_on(struct smtpc_tx *t, struct smtpc_conn *k)
 {
-    struct smtpc_conn *k = pool_take(t->cl, &t->job);
-    if (!k)
-        return conn_new(t);
     k->tx = t;
     k->uses++;
     t->conn = k;
@@ -484,7 +504,45 @@ static int tx_start(struct smtpc_tx *t)
     smtpc_proto_free(&t->p);
     smtpc_proto_init_reuse(&t->p, &pj, t->rcpt, t->final, &k->caps, k->need_rset);
     flush(t); /* MAIL (RSET): the replies come through on_data */
-    return 0;
+}
+
+static unsigned host_conns(const struct smtpc_client *c, const struct smtpc_job *j)
+{
+    unsigned n = 0;
+    for (const struct smtpc_conn *k = c->conns; k; k = k->next)
+        if (!k->closing && k->oc && conn_matches(k, j))
+            n++;
+    return n;
+}
+
+/* The oldest delivery waiting for a connection like k's (host, port, TLS). */
+static struct smtpc_tx *take_waiting(struct smtpc_client *c, const char *host, uint16_t port,
+                                     enum smtpc_tls tls)
+{
+    struct smtpc_tx *found = NULL; /* the list is newest first */
+    for (struct smtpc_tx *t = c->head; t; t = t->next)
+        if (t->waiting && !t->reported && addr_port(&t->job.addr) == port && t->job.tls == tls &&
+            !strcasecmp(t->job.host, host))
+            found = t;
+    if (found)
+        found->waiting = false;
+    return found;
+}
+
+/* Runs t on an idle connection or a new one, or queues it when the host
+ * has SMTPC_PER_HOST_MAX connections. 0, or -1 (no connection). */
+static int tx_start(struct smtpc_tx *t)
+{
+    struct smtpc_conn *k = pool_take(t->cl, &t->job);
+    if (k) {
+        run_on(t, k);
+        return 0;
+    }
+    if (host_conns(t->cl, &t->job) >= SMTPC_PER_HOST_MAX) {
+        t->waiting = true;
+        return 0;
+    }
+    return conn_new(t);
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -329,3 +329,27 @@ def test_smtp_idle_connection_closed_with_quit(server, test_ca, keys):
     finally:
         smtp.stop()
         dns.stop()
+
+
+@pytest.mark.timeout(180)
+def test_smtp_connections_per_host_bounded(server, test_ca, keys):
+    """A burst to one slow host: at most 20 connections at once (a receiving
+    relay refuses a client's 51st with 421); the other deliveries wait for
+    a free connection instead of being deferred, each message once."""
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca), data_delay=0.3)
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        n = 80
+        send(r1, [rcpt], [message(rcpt, i) for i in range(n)])
+        cmtest.poll(lambda: len(delivered(smtp)) >= n, timeout=150,
+                    what="every message of the burst at the peer")
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        assert sorted(ids(smtp)) == sorted(mid(i) for i in range(n))
+        assert smtp.max_open == 20, smtp.max_open  # reached, never passed
+        assert len(smtp.sessions) < n  # the waiting ones rode freed connections
+        assert "deferred for" not in r1.log_text()
+    finally:
+        smtp.stop()
+        dns.stop()
