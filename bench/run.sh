@@ -8,9 +8,13 @@
 # started by hand, bench/reference/). Scenario "mx" (part of "all") is
 # bench/mxbench.py: port-25 intake with DKIM verification (STARTTLS, signed
 # encrypted mail, keys from a test DNS server on 127.0.0.1:15353) against our
-# smtp port and the reference's Postfix MX listener with OpenDKIM.
+# smtp port and the reference's Postfix MX listener with OpenDKIM. Scenario
+# "relay" (not part of "all") is bench/relaybench.py alone: two
+# chatmaild-servers A -> B over /mxdeliv and over SMTP, and two
+# Postfix+Dovecot reference relays, submit on A -> EXISTS on B; it starts
+# every relay itself and prints its own table (--quick: 20 + 200 messages).
 #
-#   bench/run.sh [--quick] [--scenario S|mx] [--messages M] [--connections C]
+#   bench/run.sh [--quick] [--scenario S|mx|relay] [--messages M] [--connections C]
 #                [--seconds T] [--idle K] [--idle-hold S] [--logins N]
 #                [--sources N] [--only ours|ref] [--variants "patched stock"]
 #
@@ -46,6 +50,20 @@ mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 log() { echo "run.sh: $*" >&2; }
+
+# ---- relay-to-relay: its own script starts both pairs
+if [ "$scenario" = relay ]; then
+    bash "$root/bench/reference/setup.sh"
+    log "building chatmaild-server (scripts/build.sh release)"
+    bash scripts/build.sh release > "$OUT/build.log" 2>&1 || { log "chatmaild-server does not build, see $OUT/build.log"; exit 1; }
+    targets="mxdeliv smtp ref"
+    [ "$only" = ours ] && targets="mxdeliv smtp"
+    [ "$only" = ref ] && targets=ref
+    rargs=(--targets "$targets" --connections "$conns" --json --workdir "$OUT/relay")
+    [ "$messages" = 20 ] && rargs+=(--quick) || rargs+=(--messages "$messages")
+    /usr/bin/python3 "$root/bench/relaybench.py" "${rargs[@]}" | tee "$OUT/relay.txt"
+    exit "${PIPESTATUS[0]}"
+fi
 
 # ---- build
 bash "$root/bench/reference/setup.sh"

@@ -49,6 +49,8 @@ enum metric_counter {
     M_OUTQ_SMTP_DEFERRED,
     M_OUTQ_SMTP_BOUNCED,
     M_OUTQ_DNS_FAIL,          /* outbound_dns_failures: MX/address lookups that failed */
+    M_SMTPC_CONN_NEW,         /* outbound_smtp_connections_total{kind=new|reused}: per delivery */
+    M_SMTPC_CONN_REUSED,
     M_PUSH_200,               /* push_requests{status=...}: notification server answers */
     M_PUSH_410,
     M_PUSH_OTHER,             /* any other HTTP status */

@@ -218,8 +218,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         const char *err = NULL;
         if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n, &err) < 0)
             fail(c, OUTCONN_E_TLS, err ? err : "TLS error");
-        else if (tls_conn_peer_closed(c->tls) && !(c->flags & OC_CLOSING))
+        else if (tls_conn_peer_closed(c->tls) && !(c->flags & OC_CLOSING)) {
+            /* answer the close_notify: a cleanly closed session stays
+             * resumable (OpenSSL marks one freed without it as bad) */
+            tls_conn_shutdown(c->tls);
             fail(c, OUTCONN_E_EOF, "TLS closed by peer");
+        }
         return;
     }
     if (!(c->flags & OC_CLOSING) && c->ops->data)

@@ -1,5 +1,8 @@
 /* smtpc.h: the outbound SMTP client: one transaction (all recipients of
- * one message for one destination) over one connection to one MX host.
+ * one message for one destination) per delivery, to one MX host; a
+ * connection whose transaction ended healthy stays open for a few seconds
+ * and carries the next delivery to the same host, port and TLS mode
+ * (smtpc.c has the bounds).
  *
  * TLS (spec federation-push-acme.md §3): STARTTLS is required and the
  * certificate verified against the system roots plus tls_ca_file
@@ -52,6 +55,7 @@ struct smtpc_result {
     struct smtpc_reply *rcpt;       /* n_rcpts entries, valid when status == 0 */
     bool tls;                       /* the session ran over TLS */
     bool tls_resumed;               /* ... resuming an earlier TLS session to host */
+    bool reused;                    /* ran on a connection an earlier delivery opened */
 };
 
 typedef void (*smtpc_cb)(void *ud, const struct smtpc_result *r);
@@ -75,6 +79,8 @@ int smtpc_deliver(struct smtpc_client *c, const struct smtpc_job *job, smtpc_cb 
 void smtpc_client_stop(struct smtpc_client *c);
 /* Deliveries whose cb has not run yet. */
 unsigned smtpc_in_flight(const struct smtpc_client *c);
+/* Connections kept open for the next delivery to their host. */
+unsigned smtpc_idle_count(const struct smtpc_client *c);
 /* "ok", "connect", "tls", "io", "timeout", "proto", "refused" */
 const char *smtpc_status_name(int status);
 

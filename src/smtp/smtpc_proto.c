@@ -61,6 +61,13 @@ int smtpc_dot_stuff(struct buf *out, const char *msg, size_t len)
 static enum smtpc_event finish(struct smtpc_proto *p, enum smtpc_status st, const char *why,
                                bool quit)
 {
+    if (quit && st == SMTPC_OK && p->job.keep && p->stage != ST_DONE) {
+        /* a healthy end: the connection may carry the next transaction;
+         * only the end-of-data reply completes the one begun with MAIL */
+        p->reusable = true;
+        p->need_rset = p->stage != ST_BODY;
+        quit = false;
+    }
     p->status = st;
     p->why = why;
     p->stage = ST_DONE;
@@ -83,11 +90,14 @@ static enum smtpc_event refused(struct smtpc_proto *p, const struct smtpc_reply 
 /* Every recipient without a final answer gets r; the transaction is over. */
 static enum smtpc_event settle(struct smtpc_proto *p, const struct smtpc_reply *r)
 {
+    bool closing = r->code == 421; /* the server is going away: no reuse */
     for (size_t i = 0; i < p->job.n_rcpts; i++)
         if (!p->rcpt_final[i]) {
             p->rcpt[i] = *r;
             p->rcpt_final[i] = true;
         }
+    if (closing)
+        p->job.keep = false;
     return finish(p, SMTPC_OK, "transaction complete", true);
 }
 
@@ -200,7 +210,12 @@ static enum smtpc_event on_reply(struct smtpc_proto *p, const struct smtpc_reply
         return start_mail(p);
     case ST_TLS: /* the owner feeds nothing while the handshake runs */
         return finish(p, SMTPC_E_PROTO, "reply during the TLS handshake", false);
+    case ST_RSET:
+        if (!ok)
+            return refused(p, r);
+        return start_mail(p);
     case ST_MAIL:
+        p->mail_answered = true;
         if (!ok)
             return refused(p, r);
         p->stage = ST_RCPT;
@@ -306,4 +321,22 @@ void smtpc_proto_fail(struct smtpc_proto *p, enum smtpc_status st, const char *w
 {
     if (p->stage != ST_DONE)
         finish(p, st, why, false);
+}
+
+void smtpc_proto_init_reuse(struct smtpc_proto *p, const struct smtpc_proto_job *job,
+                            struct smtpc_reply *rcpt, bool *rcpt_final,
+                            const struct smtpc_caps *caps, bool need_rset)
+{
+    smtpc_proto_init(p, job, rcpt, rcpt_final);
+    p->caps = *caps;
+    p->tls_active = true; /* whatever the session negotiated stays */
+    if (need_rset) {
+        if (buf_append_str(&p->out, "RSET\r\n") < 0) {
+            oom(p);
+            return;
+        }
+        p->stage = ST_RSET;
+        return;
+    }
+    start_mail(p);
 }

@@ -42,6 +42,9 @@ struct smtpc_proto_job {
     const char *msg;
     size_t len;
     enum smtpc_tls_need tls;
+    bool keep;          /* a transaction that ends cleanly sends no QUIT: the
+                           owner may run the next one on the connection
+                           (see reusable / need_rset) */
 };
 
 enum smtpc_event {
@@ -52,7 +55,7 @@ enum smtpc_event {
 };
 
 enum smtpc_stage {
-    ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS, ST_MAIL, ST_RCPT, ST_DATA,
+    ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS, ST_RSET, ST_MAIL, ST_RCPT, ST_DATA,
     ST_BODY, ST_DONE,
 };
 
@@ -70,18 +73,29 @@ struct smtpc_proto {
     bool body_bol;         /* the next body byte starts a line */
     size_t body_off;
     bool tls_active;
+    bool mail_answered;    /* the server replied to MAIL (or to RSET/EHLO...) */
     /* result, valid after SMTPC_EV_DONE */
     enum smtpc_status status;
     const char *why;
     struct smtpc_reply session;
     struct smtpc_reply *rcpt;   /* n_rcpts, owned by the caller */
     bool *rcpt_final;           /* n_rcpts, owned by the caller */
+    bool reusable;              /* keep: ended healthy, no QUIT sent */
+    bool need_rset;             /* ... but MAIL was accepted and no end of data
+                                   answered: the next transaction starts with RSET */
 };
 
 /* rcpt and rcpt_final have job->n_rcpts entries (n_rcpts >= 1). Strings in
  * job must stay valid while p is used. */
 void smtpc_proto_init(struct smtpc_proto *p, const struct smtpc_proto_job *job,
                       struct smtpc_reply *rcpt, bool *rcpt_final);
+/* The next transaction on a connection whose previous one ended reusable:
+ * caps are that session's EHLO capabilities; RSET first when need_rset
+ * (RFC 5321 4.1.1.5), else MAIL FROM at once. The output holds the first
+ * commands after this returns. */
+void smtpc_proto_init_reuse(struct smtpc_proto *p, const struct smtpc_proto_job *job,
+                            struct smtpc_reply *rcpt, bool *rcpt_final,
+                            const struct smtpc_caps *caps, bool need_rset);
 void smtpc_proto_free(struct smtpc_proto *p);
 /* Reply bytes from the server. */
 enum smtpc_event smtpc_proto_input(struct smtpc_proto *p, const char *data, size_t n);

@@ -9,7 +9,12 @@ the outbound SMTP client (test_smtpc.py). One thread per connection.
     greeting    the first reply ("421 4.3.2 busy" to refuse)
     rcpt        reply per recipient (default "250 2.1.5 Ok")
     drip        seconds between the bytes of every reply (slow peer)
-  .port, .sessions (one dict per connection: cmds [str], tls bool,
+    close_after_data   close the connection right after the end-of-data
+                reply (a peer that drops idle connections)
+    data_delay  seconds before the end-of-data reply (a slow peer, whole replies)
+    reused_mail_reply  the reply to MAIL on a connection that already
+                carried a message (a 421 one closes the connection)
+  .port, .max_open (most connections open at once), .sessions (one dict per connection: cmds [str], tls bool,
   data [bytes, as received, dot-stuffed], batched bool: MAIL arrived with
   the following commands in the same read), .stop()
 """
@@ -62,11 +67,16 @@ class SmtpPeer:
     def __init__(self, cert=None, starttls=True, pipelining=True,
                  greeting="220 peer.test ESMTP test peer", rcpt=None,
                  data_reply="250 2.0.0 Ok: queued as P1", mail_reply="250 2.1.0 Ok",
-                 drip=0.0, host=cmtest.HOST):
+                 drip=0.0, host=cmtest.HOST, close_after_data=False, reused_mail_reply=None,
+                 data_delay=0.0):
         self.cert, self.starttls, self.pipelining = cert, starttls, pipelining
         self.greeting, self.rcpt = greeting, rcpt or {}
         self.data_reply, self.mail_reply, self.drip = data_reply, mail_reply, drip
+        self.close_after_data, self.reused_mail_reply = close_after_data, reused_mail_reply
+        self.data_delay = data_delay
         self.sessions = []
+        self.open_now = self.max_open = 0
+        self.lock = threading.Lock()
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind((host, 0))
@@ -113,6 +123,9 @@ class SmtpPeer:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies go line by line
         sess = {"cmds": [], "tls": False, "data": [], "batched": False, "closed": False}
         self.sessions.append(sess)
+        with self.lock:
+            self.open_now += 1
+            self.max_open = max(self.max_open, self.open_now)
         c = _Conn(s, self)
         try:
             c.send(self.greeting)
@@ -141,6 +154,11 @@ class SmtpPeer:
                     sess["tls"] = True
                 elif verb == "MAIL":
                     sess["batched"] = sess["batched"] or b"RCPT" in c.buf
+                    if self.reused_mail_reply and sess["data"]:
+                        c.send(self.reused_mail_reply)
+                        if self.reused_mail_reply.startswith("421"):
+                            return
+                        continue
                     c.send(self.mail_reply)
                 elif verb == "RCPT":
                     addr = line.split("<", 1)[1].split(">", 1)[0]
@@ -155,7 +173,14 @@ class SmtpPeer:
                         continue
                     c.send("354 End data with <CR><LF>.<CR><LF>")
                     sess["data"].append(c.read_data())
+                    if self.data_delay:
+                        time.sleep(self.data_delay)
                     c.send(self.data_reply)
+                    if self.close_after_data:
+                        if sess["tls"]:  # a clean TLS close: close_notify first
+                            c.sock.settimeout(5)
+                            c.sock.unwrap()
+                        return
                 elif verb == "RSET":
                     c.send("250 2.0.0 Ok")
                 elif verb == "QUIT":
@@ -166,6 +191,8 @@ class SmtpPeer:
         except (EOFError, OSError, ssl.SSLError):
             pass
         finally:
+            with self.lock:
+                self.open_now -= 1
             sess["closed"] = True
             try:
                 c.sock.close()

@@ -14,7 +14,8 @@ after delivery, mail from another relay on port 25 (the incoming
 encryption decisions, accepted / refused by reason, DKIM verdicts), open sessions per protocol, IDLE, and the expiry pass that
 SIGUSR1 starts (fsreport gauges, accounts of expired users), and the
 answers to POST /mxdeliv by status, and the outbound queue runner
-(deliveries by path and outcome, DNS failures, the oldest message's age),
+(deliveries by path and outcome, DNS failures, the oldest message's age,
+SMTP deliveries on new and reused connections),
 and push notifications (requests by answer, retries, drops, coalesced
 deliveries, pending items, delivery -> answer latency)."""
 import imaplib
@@ -47,6 +48,8 @@ COVERS = {
     "test_mxdeliv_metrics": {"mxdeliv_requests", "delivered_mail"},
     "test_outbound_metrics": {"outbound_deliveries", "outbound_dns_failures",
                               "queue_oldest_age_seconds", "queue_length"},
+    "test_outbound_smtp_connection_metrics": {"outbound_smtp_connections_total",
+                                              "outbound_deliveries"},
     "test_push_metrics": {"push_requests", "push_retries", "push_drops", "push_coalesced",
                           "push_queue_length", "push_latency_seconds"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
@@ -246,6 +249,35 @@ def test_outbound_metrics(server, test_ca, tmp_path):
         t.done()
     finally:
         peer.stop()
+        dns.stop()
+
+
+def test_outbound_smtp_connection_metrics(server, test_ca, tmp_path):
+    import test_outbound as ob
+    from smtppeer import SmtpPeer
+    from test_outbound_smtp import peer_cert
+    keys = ob.Keys(tmp_path)
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca))
+    try:
+        srv = ob.relay1(server, test_ca, dns, keys, 9, extra={"outbound_smtp_port": smtp.port})
+        t = Tracker(srv, "test_outbound_smtp_connection_metrics")
+        s = login(srv, ob.ALICE)
+        rcpt = "carol@peer.test"
+        assert s.sendmail(ob.ALICE, [rcpt], ob.encrypted(ob.ALICE, rcpt)) == {}
+        t.expect({'outbound_smtp_connections_total{kind="new"}': 1,
+                  'outbound_smtp_connections_total{kind="reused"}': 0,
+                  'outbound_deliveries{path="smtp",outcome="delivered"}': 1})
+        # the next one rides the idle connection
+        assert s.sendmail(ob.ALICE, [rcpt], ob.encrypted(ob.ALICE, rcpt)) == {}
+        t.expect({'outbound_smtp_connections_total{kind="new"}': 0,
+                  'outbound_smtp_connections_total{kind="reused"}': 1,
+                  'outbound_deliveries{path="smtp",outcome="delivered"}': 1})
+        s.quit()
+        assert len(smtp.sessions) == 1
+        t.done()
+    finally:
+        smtp.stop()
         dns.stop()
 
 

@@ -194,3 +194,162 @@ def test_sigkill_during_stream_to_slow_peer(server, test_ca, keys):
     finally:
         smtp.stop()
         dns.stop()
+
+
+# ---------------------------------------------------------------- connection reuse
+
+def ids(peer):
+    return [d.split(b"Message-ID: ")[1].split(b"\r\n")[0] for d in delivered(peer)]
+
+
+def mid(i):
+    return f"<Mr.smtp{i}@example.org>".encode()
+
+
+def wait_idle(peer, n_sessions):
+    """The client's side is parked: the last session carried its message
+    and its end-of-data reply went out."""
+    time.sleep(0.3)
+    assert len(peer.sessions) == n_sessions
+
+
+def test_smtp_connection_reused(server, test_ca, keys):
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca))
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        # one at a time: every message after the first rides the first connection
+        for i in range(4):
+            send(r1, [rcpt], [message(rcpt, i)])
+            cmtest.poll(lambda: len(delivered(smtp)) == i + 1, what=f"message {i} at the peer")
+        sessions = [s for s in smtp.sessions if s["data"]]
+        assert len(sessions) == 1 and len(sessions[0]["data"]) == 4, \
+            [len(s["data"]) for s in smtp.sessions]
+        sess = sessions[0]
+        assert sess["tls"] and not sess["closed"]
+        # MAIL FROM again after each completed transaction: no RSET, no QUIT in between
+        verbs = [c.split(" ", 1)[0].split(":", 1)[0].upper() for c in sess["cmds"]]
+        assert verbs.count("EHLO") == 2 and verbs.count("STARTTLS") == 1
+        assert verbs.count("MAIL") == 4 and "RSET" not in verbs and "QUIT" not in verbs
+        assert all(verify(d, keys) for d in sess["data"])
+        # a burst: fewer connections than messages, each message exactly once
+        n = 20
+        before = len(smtp.sessions)
+        send(r1, [rcpt], [message(rcpt, 100 + i) for i in range(n)])
+        want = {mid(i) for i in range(4)} | {mid(100 + i) for i in range(n)}
+        cmtest.poll(lambda: set(ids(smtp)) == want, timeout=60,
+                    what="every message of the burst at the peer")
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        time.sleep(0.5)
+        assert sorted(ids(smtp)) == sorted(want), "a message went twice"
+        assert len(smtp.sessions) - before < n, len(smtp.sessions) - before
+    finally:
+        smtp.stop()
+        dns.stop()
+
+
+def test_smtp_reuse_after_peer_closed_idle(server, test_ca, keys):
+    """The peer drops the connection after each message: the next message
+    is still delivered, on a new connection, at once."""
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca), close_after_data=True)
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        for i in range(3):
+            t0 = time.monotonic()
+            send(r1, [rcpt], [message(rcpt, i)])
+            cmtest.poll(lambda: len(delivered(smtp)) == i + 1, what=f"message {i} at the peer")
+            assert time.monotonic() - t0 < 10
+            time.sleep(0.2)  # the client sees the close while idle
+        assert sorted(ids(smtp)) == [mid(i) for i in range(3)]
+        assert len([s for s in smtp.sessions if s["data"]]) == 3
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+    finally:
+        smtp.stop()
+        dns.stop()
+
+
+def test_smtp_421_on_reused_connection(server, test_ca, keys):
+    """A 421 to MAIL on the reused connection: the delivery goes on a new
+    connection at once, no attempt counted, delivered once."""
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca), reused_mail_reply="421 4.4.2 idle too long")
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        send(r1, [rcpt], [message(rcpt, 0)])
+        cmtest.poll(lambda: len(delivered(smtp)) == 1, what="the first message")
+        wait_idle(smtp, 1)
+        t0 = time.monotonic()
+        send(r1, [rcpt], [message(rcpt, 1)])
+        cmtest.poll(lambda: len(delivered(smtp)) == 2, what="the second message")
+        assert time.monotonic() - t0 < 5, "waited for a retry"
+        assert sorted(ids(smtp)) == [mid(0), mid(1)]
+        assert len(smtp.sessions) == 2
+        first, second = smtp.sessions
+        assert len(first["data"]) == 1 and first["closed"]
+        assert [c for c in first["cmds"] if c.startswith("MAIL")][1:] != []  # the refused MAIL
+        assert len(second["data"]) == 1
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        log = r1.log_text()
+        assert "reused connection failed before MAIL" in log
+        assert "deferred for" not in log, log
+    finally:
+        smtp.stop()
+        dns.stop()
+
+
+def test_smtp_idle_connection_closed_with_quit(server, test_ca, keys):
+    """After a few idle seconds the connection ends with QUIT; at shutdown
+    an idle one says QUIT too."""
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca))
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        send(r1, [rcpt], [message(rcpt, 0)])
+        cmtest.poll(lambda: len(delivered(smtp)) == 1, what="the message at the peer")
+        t0 = time.monotonic()
+        [sess] = smtp.sessions
+        time.sleep(1)
+        assert not sess["closed"] and "QUIT" not in sess["cmds"], "closed before the idle timeout"
+        cmtest.poll(lambda: sess["closed"], timeout=15, what="the idle connection closed")
+        assert 3 <= time.monotonic() - t0 < 12
+        assert sess["cmds"][-1] == "QUIT"
+        # shutdown: QUIT on the idle connection
+        send(r1, [rcpt], [message(rcpt, 1)])
+        cmtest.poll(lambda: len(delivered(smtp)) == 2, what="the second message")
+        last = smtp.sessions[-1]
+        assert not last["closed"]
+        r1.stop()
+        cmtest.poll(lambda: last["closed"], timeout=10, what="the connection closed at stop")
+        assert last["cmds"][-1] == "QUIT"
+    finally:
+        smtp.stop()
+        dns.stop()
+
+
+@pytest.mark.timeout(180)
+def test_smtp_connections_per_host_bounded(server, test_ca, keys):
+    """A burst to one slow host: at most 20 connections at once (a receiving
+    relay refuses a client's 51st with 421); the other deliveries wait for
+    a free connection instead of being deferred, each message once."""
+    dns = ob.zone(keys)
+    smtp = SmtpPeer(cert=peer_cert(test_ca), data_delay=0.3)
+    try:
+        r1 = relay(server, test_ca, dns, keys, 9, smtp.port)
+        rcpt = "carol@peer.test"
+        n = 80
+        send(r1, [rcpt], [message(rcpt, i) for i in range(n)])
+        cmtest.poll(lambda: len(delivered(smtp)) >= n, timeout=150,
+                    what="every message of the burst at the peer")
+        cmtest.poll(lambda: not queued(r1), what="relay1's queue empty")
+        assert sorted(ids(smtp)) == sorted(mid(i) for i in range(n))
+        assert smtp.max_open == 20, smtp.max_open  # reached, never passed
+        assert len(smtp.sessions) < n  # the waiting ones rode freed connections
+        assert "deferred for" not in r1.log_text()
+    finally:
+        smtp.stop()
+        dns.stop()

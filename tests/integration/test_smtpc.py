@@ -64,7 +64,8 @@ def run(tool, tmp_path, port, tls, ca, rcpts, msg=b"Subject: t\r\n\r\nhello\r\n"
     out = p.stdout.decode()
     lines = out.splitlines()
     assert "closed" in lines and f"callbacks {repeat or 1}" in lines, (out, p.stderr.decode())
-    res = {"status": None, "why": "", "session": None, "rcpt": {}, "rc": p.returncode, "tls": []}
+    res = {"status": None, "why": "", "session": None, "rcpt": {}, "rc": p.returncode, "tls": [],
+           "reused": 0}
     for line in lines:
         kind, _, rest = line.partition(" ")
         if kind == "status":
@@ -73,6 +74,8 @@ def run(tool, tmp_path, port, tls, ca, rcpts, msg=b"Subject: t\r\n\r\nhello\r\n"
             res["tls"].append(rest)
         elif kind == "session":
             res["session"] = rest
+        elif kind == "reused":
+            res["reused"] += 1
         elif kind == "rcpt":
             a, _, reply = rest.partition(" ")
             res["rcpt"][a] = reply
@@ -281,14 +284,42 @@ def test_outconn_implicit_tls_verified(outconn_tool, server, test_ca):
 def test_tls_session_resumed(tool, tmp_path, peers, test_ca, peer_leaf, wrong_leaf):
     """The second connection to the same host resumes the first's session;
     a session from an any-certificate handshake is not offered in verify
-    mode (the wrong certificate is still refused)."""
-    p = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)))
+    mode (the wrong certificate is still refused). The peers close the
+    connection after each message, so every delivery opens its own."""
+    p = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)), close_after_data=True)
     r = run(tool, tmp_path, p.port, "verify", test_ca.crt, ["a@peer.test"], repeat=3)
     assert r["status"] == "ok", r
     assert r["tls"] == ["yes resumed no", "yes resumed yes", "yes resumed yes"], r
     assert [len(s["data"]) for s in p.sessions] == [1, 1, 1]
-    w = peers(cert=(str(wrong_leaf.fullchain), str(wrong_leaf.key)))
+    w = peers(cert=(str(wrong_leaf.fullchain), str(wrong_leaf.key)), close_after_data=True)
     r = run(tool, tmp_path, w.port, "any,any,verify", test_ca.crt, ["a@peer.test"], repeat=3)
     assert r["tls"] == ["yes resumed no", "yes resumed yes", "no resumed no"], r
     assert r["status"] == "tls", r  # the last one, in verify mode
     assert [len(s["data"]) for s in w.sessions] == [1, 1, 0]
+
+
+def test_connection_reused(tool, tmp_path, peers, test_ca, peer_leaf):
+    """Deliveries one after the other to one host share one connection:
+    MAIL FROM again after a completed transaction, RSET first after one
+    that did not complete (no recipient accepted), QUIT when the client
+    stops; a different TLS mode does not take it."""
+    p = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)))
+    r = run(tool, tmp_path, p.port, "verify", test_ca.crt, ["a@peer.test"], repeat=3)
+    assert r["status"] == "ok" and r["reused"] == 2, r
+    assert [len(s["data"]) for s in p.sessions] == [3]
+    verbs = [c.split(" ", 1)[0].split(":", 1)[0] for c in p.sessions[0]["cmds"]]
+    assert verbs == ["EHLO", "STARTTLS", "EHLO"] + ["MAIL", "RCPT", "DATA"] * 3 + ["QUIT"], verbs
+    # every recipient refused: DATA refused, the next transaction starts with RSET
+    q = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)),
+              rcpt={"no@peer.test": "550 5.1.1 no such user"})
+    r = run(tool, tmp_path, q.port, "verify", test_ca.crt, ["no@peer.test"], repeat=2)
+    assert r["status"] == "ok" and r["reused"] == 1, r
+    [sess] = q.sessions
+    verbs = [c.split(" ", 1)[0].split(":", 1)[0] for c in sess["cmds"]]
+    assert verbs == ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", "RSET",
+                     "MAIL", "RCPT", "DATA", "QUIT"], verbs
+    # verify then any-certificate: not the same TLS requirement, two connections
+    w = peers(cert=(str(peer_leaf.fullchain), str(peer_leaf.key)))
+    r = run(tool, tmp_path, w.port, "verify,any", test_ca.crt, ["a@peer.test"], repeat=2)
+    assert r["status"] == "ok" and r["reused"] == 0, r
+    assert [len(s["data"]) for s in w.sessions] == [1, 1]

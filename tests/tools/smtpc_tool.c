@@ -12,9 +12,11 @@
  *     REPEAT   deliver the job this many times, one after the other (default 1)
  *
  * Prints "status NAME WHY", then "session CODE ENH TEXT" when there is a
- * session reply, "tls yes|no resumed yes|no", then "rcpt ADDR CODE ENH
+ * session reply, "tls yes|no resumed yes|no", "reused yes" when the delivery
+ * ran on an earlier delivery's connection, then "rcpt ADDR CODE ENH
  * TEXT" per recipient (status ok only) - per delivery - then "callbacks N" and "closed" when the loop ended with no handle
- * left. Exit 0 when the transaction ran, 1 when not, 2 on usage errors. */
+ * left. After the last delivery the client is stopped (an idle connection
+ * says QUIT). Exit 0 when the transaction ran, 1 when not, 2 on usage errors. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -43,6 +45,8 @@ static void on_result(void *ud, const struct smtpc_result *r)
     if (r->session.code)
         printf("session %d %s %s\n", r->session.code, r->session.enh, r->session.text);
     printf("tls %s resumed %s\n", r->tls ? "yes" : "no", r->tls_resumed ? "yes" : "no");
+    if (r->reused)
+        printf("reused yes\n");
     if (r->status == 0) {
         for (size_t i = 0; i < g_n; i++)
             printf("rcpt %s %d %s %s\n", g_rcpts[i], r->rcpt[i].code, r->rcpt[i].enh,
@@ -61,6 +65,7 @@ static void on_result(void *ud, const struct smtpc_result *r)
             return;
         }
     }
+    smtpc_client_stop(g_client);
     uv_timer_stop(&stop_timer);
     uv_close((uv_handle_t *)&stop_timer, NULL);
 }

@@ -215,6 +215,68 @@ TEST(no_recipient_accepted)
     smtpc_proto_free(&r.p);
 }
 
+/* keep: a clean end sends no QUIT; the next transaction on the session
+ * starts with MAIL, or with RSET after one that did not complete. */
+TEST(keep_and_reuse)
+{
+    struct run r = {0};
+    struct smtpc_proto_job j = {
+        .helo = "relay.example", .mail_from = "a@relay.example", .rcpts = two,
+        .n_rcpts = 2, .msg = "m\r\n", .len = 3, .tls = SMTPC_TLS_NEED_OPTIONAL, .keep = true,
+    };
+    smtpc_proto_init(&r.p, &j, r.rcpt, r.final);
+    srv(&r, "220 mx\r\n");
+    srv(&r, "250-mx\r\n250 PIPELINING\r\n");
+    srv(&r, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    CHECK_STR_EQ(r.sent, "m\r\n.\r\n");
+    CHECK_INT_EQ(srv(&r, "250 queued\r\n"), SMTPC_EV_DONE);
+    CHECK_STR_EQ(r.sent, ""); /* no QUIT */
+    CHECK(r.p.reusable && !r.p.need_rset && r.p.mail_answered);
+    struct smtpc_caps caps = r.p.caps;
+    CHECK(caps.pipelining);
+    /* completed: MAIL FROM at once, pipelined with the rest */
+    smtpc_proto_free(&r.p);
+    smtpc_proto_init_reuse(&r.p, &j, r.rcpt, r.final, &caps, false);
+    srv(&r, "");
+    CHECK_STR_EQ(r.sent, "MAIL FROM:<a@relay.example>\r\nRCPT TO:<x@b.example>\r\n"
+                         "RCPT TO:<y@b.example>\r\nDATA\r\n");
+    CHECK(!r.p.mail_answered);
+    /* every recipient refused: DATA refused, no QUIT, RSET next time */
+    CHECK_INT_EQ(srv(&r, "250 ok\r\n550 a\r\n550 b\r\n554 no valid recipients\r\n"),
+                 SMTPC_EV_DONE);
+    CHECK_STR_EQ(r.sent, "");
+    CHECK(r.p.reusable && r.p.need_rset);
+    smtpc_proto_free(&r.p);
+    smtpc_proto_init_reuse(&r.p, &j, r.rcpt, r.final, &caps, true);
+    srv(&r, "");
+    CHECK_STR_EQ(r.sent, "RSET\r\n");
+    CHECK_INT_EQ(srv(&r, "250 2.0.0 Ok\r\n"), SMTPC_EV_NONE);
+    CHECK(strncmp(r.sent, "MAIL FROM:<a@relay.example>\r\n", 29) == 0);
+    /* 421 before MAIL is answered: refused, MAIL unanswered (the owner
+     * may try a new connection), no QUIT */
+    CHECK_INT_EQ(srv(&r, "421 4.4.2 idle too long\r\n"), SMTPC_EV_DONE);
+    CHECK_INT_EQ(r.p.status, SMTPC_E_REFUSED);
+    CHECK(!r.p.mail_answered && !r.p.reusable);
+    CHECK_STR_EQ(r.sent, "");
+    /* 421 as the end-of-data reply: over, and not reusable */
+    smtpc_proto_free(&r.p);
+    smtpc_proto_init_reuse(&r.p, &j, r.rcpt, r.final, &caps, false);
+    srv(&r, "");
+    srv(&r, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    CHECK_INT_EQ(srv(&r, "421 4.3.0 shutting down\r\n"), SMTPC_EV_DONE);
+    CHECK_STR_EQ(r.sent, "QUIT\r\n");
+    CHECK(!r.p.reusable && r.p.mail_answered);
+    /* without keep nothing changes: QUIT after a clean end */
+    start(&r, two, 2, "m\r\n", SMTPC_TLS_NEED_OPTIONAL);
+    srv(&r, "220 mx\r\n");
+    srv(&r, "250-mx\r\n250 PIPELINING\r\n");
+    srv(&r, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    CHECK_INT_EQ(srv(&r, "250 queued\r\n"), SMTPC_EV_DONE);
+    CHECK_STR_EQ(r.sent, "QUIT\r\n");
+    CHECK(!r.p.reusable);
+    smtpc_proto_free(&r.p);
+}
+
 TEST(garbled_and_io)
 {
     struct run r = {0};
@@ -298,6 +360,7 @@ int main(void)
     RUN(greeting_refused_and_421);
     RUN(data_refused_after_rcpts);
     RUN(no_recipient_accepted);
+    RUN(keep_and_reuse);
     RUN(garbled_and_io);
     RUN(split_replies);
     RUN(dot_stuff);
