@@ -148,6 +148,7 @@ static void fail(struct acme *a, const char *fmt, ...)
     clear_challenges(a);
     EVP_PKEY_free(a->cert_key);
     a->cert_key = NULL;
+    a->kid[0] = a->nonce[0] = '\0'; /* the retry starts from the directory */
     a->failures++;
     unsigned delay = RETRY_FIRST_S;
     for (unsigned i = 1; i < a->failures && delay < RETRY_MAX_S; i++)
@@ -322,6 +323,10 @@ static void on_cert(struct acme *a, const struct curlm_result *r)
         return;
     }
     snprintf(dir, sizeof dir, "%s/acme/live", a->state_dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        fail(a, "cannot create %s: %s", dir, strerror(errno));
+        return;
+    }
     if (tls_acme_paths(a->state_dir, cert, key, sizeof cert) < 0 ||
         acme_key_pem(a->cert_key, &pem) < 0) {
         fail(a, "cannot encode the certificate key");

