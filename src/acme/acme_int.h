@@ -52,7 +52,8 @@ int acme_cert_times(const char *path, time_t *not_before, time_t *not_after);
 int acme_cert_times_pem(const char *pem, size_t len, time_t *not_before, time_t *not_after);
 
 /* When to renew a certificate valid from nb to na: at 2/3 of its lifetime
- * or 30 days before na, whichever comes first. */
+ * or 30 days before na, whichever comes first; the 30-day rule only counts
+ * when it falls in the second half of the lifetime (short-lived certs). */
 time_t acme_renew_at(time_t nb, time_t na);
 
 #endif

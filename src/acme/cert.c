@@ -150,5 +150,9 @@ int acme_cert_times_pem(const char *pem, size_t len, time_t *nb, time_t *na)
 time_t acme_renew_at(time_t nb, time_t na)
 {
     time_t third = nb + (na - nb) * 2 / 3, month = na - 30 * 86400;
+    /* a short-lived certificate (under 60 days) would be renewed at once
+     * by the 30-day rule: then 2/3 alone counts */
+    if (month < nb + (na - nb) / 2)
+        return third;
     return third < month ? third : month;
 }
