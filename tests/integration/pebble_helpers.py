@@ -135,3 +135,20 @@ def peer_cert(port, ca_file=None, alpn=None, verify=True):
     with socket.create_connection((HOST, port), timeout=cmtest.TIMEOUT) as raw:
         with ctx.wrap_socket(raw, server_hostname=DOMAIN) as s:
             return s.getpeercert(binary_form=True)
+
+
+def metrics(srv):
+    """{series: value} from /metrics on the plain http port."""
+    import http.client
+    c = http.client.HTTPConnection(HOST, srv.port("http"), timeout=cmtest.TIMEOUT)
+    c.request("GET", "/metrics", headers={"Host": DOMAIN})
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    assert r.status == 200, (r.status, body)
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, v = line.rpartition(" ")
+            out[name] = float(v)
+    return out

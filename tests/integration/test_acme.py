@@ -79,3 +79,44 @@ def test_http01_first_start(acme_env):
 def test_tls_alpn01_first_start(acme_env):
     srv, peb = acme_env("tls-alpn-01")
     check_first_start(srv, peb, "tls-alpn-01")
+
+
+def imaps_idle(srv, root, user):
+    """An IMAPS connection (verified with root) logged in and in IDLE."""
+    ctx = ssl.create_default_context(cafile=root)
+    c = cmtest.LineConn(ctx.wrap_socket(__import__("socket").create_connection(
+        (HOST, srv.port("imaps")), timeout=cmtest.TIMEOUT), server_hostname=DOMAIN))
+    assert c.readline().startswith("* OK")
+    c.send(f"a1 LOGIN {user}@{DOMAIN} password1234\r\n".encode())
+    assert c.imap_until_tagged("a1")[-1].startswith("a1 OK")
+    c.send(b"a2 SELECT INBOX\r\n")
+    assert c.imap_until_tagged("a2")[-1].startswith("a2 OK")
+    c.send(b"a3 IDLE\r\n")
+    assert c.readline().startswith("+ ")
+    return c
+
+
+@pytest.mark.timeout(60)
+def test_short_lived_certificate_renewed_under_idle(acme_env):
+    srv, peb = acme_env("tls-alpn-01", validity=9)  # renewal at 2/3: ~6 s after issuance
+    pb.issued(srv)
+    root = peb.root()
+    first = pb.peer_cert(srv.port("imaps"), root)
+    m1 = pb.metrics(srv)
+    assert m1['acme_orders_total{result="valid"}'] == 1, m1
+    assert m1["acme_next_renewal_seconds"] > time.time(), m1
+    idle = imaps_idle(srv, root, "idler0001")
+    pb.issued(srv, 2, timeout=25)
+    second = pb.peer_cert(srv.port("imaps"), root)
+    assert second != first, "new connections get the renewed certificate"
+    assert pb.peer_cert(srv.port("https"), root, alpn=["http/1.1"]) == second
+    # the IDLE connection opened under the old certificate is still served
+    idle.send(b"DONE\r\n")
+    assert idle.imap_until_tagged("a3")[-1].startswith("a3 OK")
+    idle.send(b"a4 NOOP\r\n")
+    assert idle.imap_until_tagged("a4")[-1].startswith("a4 OK")
+    idle.close()
+    m2 = pb.metrics(srv)
+    assert m2['acme_orders_total{result="valid"}'] == 2, m2
+    assert m2["acme_certificate_expiry_seconds"] > m1["acme_certificate_expiry_seconds"], (m1, m2)
+    assert m2["acme_next_renewal_seconds"] > m1["acme_next_renewal_seconds"], (m1, m2)
