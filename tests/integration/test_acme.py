@@ -5,8 +5,10 @@ http-01 and by tls-alpn-01 and then presents it on HTTPS, IMAPS and SMTPS
 an IMAP IDLE stays open; Pebble down at renewal time -> retried, the old
 certificate kept; an acmetool-layout account key is reused with
 onlyReturnExisting. Loopback only; each test waits with deadlines."""
+import re
 import shutil
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -120,3 +122,51 @@ def test_short_lived_certificate_renewed_under_idle(acme_env):
     assert m2['acme_orders_total{result="valid"}'] == 2, m2
     assert m2["acme_certificate_expiry_seconds"] > m1["acme_certificate_expiry_seconds"], (m1, m2)
     assert m2["acme_next_renewal_seconds"] > m1["acme_next_renewal_seconds"], (m1, m2)
+
+
+def account_url(log):
+    urls = re.findall(r"ACME: account (\S+) \(key ", log)
+    assert urls, log
+    return urls[-1]
+
+
+@pytest.mark.timeout(60)
+def test_acmetool_account_and_certificate_taken_over(acme_env, tmp_path, test_ca):
+    peb, ports = acme_env(start=False)
+    # a first run registers an RSA account key (acmetool's default kind)
+    state = tmp_path / "srv" / "state"
+    (state / "acme").mkdir(parents=True)
+    subprocess.run(["openssl", "genrsa", "-out", str(state / "acme" / "account.key"), "2048"],
+                   check=True, capture_output=True)
+    srv = pb.acme_server(tmp_path, test_ca, peb, ports)
+    try:
+        pb.issued(srv)
+        first_account = account_url(srv.log_text())
+        srv.stop()
+        # acmetool's layout: accounts/<dir>/privkey and live/<domain>/{fullchain,privkey}
+        at = tmp_path / "acmetool"
+        acct = at / "accounts" / "acme-v02.api.letsencrypt.org%2fdirectory"
+        acct.mkdir(parents=True)
+        shutil.move(str(state / "acme" / "account.key"), str(acct / "privkey"))
+        live = at / "live" / DOMAIN
+        live.mkdir(parents=True)
+        for f in ("fullchain", "privkey"):
+            shutil.copy(state / "acme" / "live" / f, live / f)
+        shutil.rmtree(state / "acme")
+        srv.start()
+        pb.issued(srv, 2)
+        log = srv.run_log()
+        assert f"serving {live / 'fullchain'} until a certificate is issued" in log, log
+        assert "(acmetool's)" in log and account_url(log) == first_account, log
+        assert not (state / "acme" / "account.key").exists(), "no new account key"
+        srv.stop()
+        # a key the CA does not know: onlyReturnExisting fails, nothing is registered
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-out", str(acct / "privkey")], check=True, capture_output=True)
+        shutil.rmtree(state / "acme")
+        srv.start()
+        cmtest.poll(lambda: "does not know the account" in srv.run_log(),
+                    what="onlyReturnExisting refused")
+        assert "accountDoesNotExist" in srv.run_log(), srv.run_log()
+    finally:
+        srv.stop()
