@@ -107,8 +107,9 @@ class Pebble:
 
 def acme_server(tmpdir, test_ca, pebble, ports, challenge="http-01", extra=None):
     """A server in ACME mode (mail_domain relay1.test, no external cert)
-    using `ports` {"http": p, "https": q}, which Pebble validates against."""
-    overrides = {"http_port": ports["http"], "https_port": ports["https"],
+    using `ports` {"http": p, "https": q}, which Pebble validates against;
+    its resolver (the CAA check) is Pebble's DNS server."""
+    overrides = {"dns_servers": pebble.dns_address,"http_port": ports["http"], "https_port": ports["https"],
                  "acme_directory_url": pebble.directory, "acme_challenge": challenge,
                  "acme_acmetool_dir": str(Path(tmpdir) / "acmetool"),
                  "tls_ca_file": str(test_ca.crt), **(extra or {})}

@@ -40,6 +40,7 @@ def acme_env(tmp_path, test_ca):
         made.append(srv)
         return srv, peb
 
+    make.dns = dns
     yield make
     for m in reversed(made):
         m.stop()
@@ -170,3 +171,27 @@ def test_acmetool_account_and_certificate_taken_over(acme_env, tmp_path, test_ca
         assert "accountDoesNotExist" in srv.run_log(), srv.run_log()
     finally:
         srv.stop()
+
+
+@pytest.mark.timeout(60)
+def test_caa_accounturi_of_another_account_refused(acme_env):
+    from dnslib import RR
+    other = "https://127.0.0.1:9/my-account/someone-else"
+    caa = RR.fromZone(f'{DOMAIN}. 300 IN CAA 0 issue "pebble.test; accounturi={other}"')[0].rdata
+    acme_env.dns.set(DOMAIN, "CAA", [caa])
+    srv, peb = acme_env("http-01")
+    cmtest.poll(lambda: "not ordering for" in srv.log_text(), what="the CAA refusal")
+    log = srv.log_text()
+    ours = account_url(log)
+    assert f'publish instead: {DOMAIN}. CAA 0 issue "pebble.test; accounturi={ours}"' in log, log
+    assert other in log, log
+    assert "ordering a certificate" not in log, log
+    m = pb.metrics(srv)
+    assert m['acme_orders_total{result="refused"}'] == 1, m
+    assert m['acme_orders_total{result="valid"}'] == 0, m
+    # our own account in the record: the order goes ahead
+    srv.stop()
+    acme_env.dns.set(DOMAIN, "CAA", [RR.fromZone(
+        f'{DOMAIN}. 300 IN CAA 0 issue "pebble.test; accounturi={ours}"')[0].rdata])
+    srv.start()
+    pb.issued(srv)
