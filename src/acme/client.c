@@ -134,9 +134,14 @@ static void schedule_renewal(struct acme *a)
     if (at < now)
         at = now;
     metrics_gauge_set(G_ACME_NEXT_RENEWAL, (int64_t)at);
-    if (ours)
-        log_info("ACME: certificate for %s valid until %ld, renewal at %ld", a->names[0],
-                 (long)na, (long)at);
+    if (ours) {
+        char until[32], when[32];
+        struct tm t1, t2;
+        strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&na, &t1));
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &t2));
+        log_info("ACME: certificate for %s valid until %s, renewal at %s", a->names[0], until,
+                 when);
+    }
     else
         log_info("ACME: serving %s until a certificate is issued for %s",
                  tls_server_cert_in_use(a->ts), a->names[0]);
