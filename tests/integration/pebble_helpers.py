@@ -38,6 +38,7 @@ def pebble_bin():
 
 class Pebble:
     def __init__(self, tmpdir, test_ca, http_port, https_port, dns_address, validity=None):
+        cmtest.require(os.path.exists(pebble_bin()), "pebble (Debian package) not installed")
         self.dir = Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         leaf = test_ca.make_leaf("pebble-listener", sans="DNS:localhost,IP:127.0.0.1",

@@ -10,7 +10,6 @@ import shutil
 import ssl
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from cmtest import DOMAIN, HOST
 from dnsserver import DnsServer
 import pebble_helpers as pb
 
-pytestmark = pytest.mark.skipif(not Path(pb.pebble_bin()).exists(), reason="pebble not installed")
 
 
 @pytest.fixture
@@ -56,9 +54,10 @@ def presented(srv, root):
 
 
 def check_first_start(srv, peb, challenge):
-    # before issuance: the temporary self-signed certificate, never an error
     pb.issued(srv)
     log = srv.log_text()
+    # before issuance: the temporary self-signed certificate, never an error
+    assert "state/tls/selfsigned.crt until a certificate is issued" in log, log
     assert f"answering {challenge} for {DOMAIN}" in log, log
     assert f"answering {challenge} for www.{DOMAIN}" in log, log
     other = "tls-alpn-01" if challenge == "http-01" else "http-01"
@@ -82,6 +81,10 @@ def test_http01_first_start(acme_env):
 def test_tls_alpn01_first_start(acme_env):
     srv, peb = acme_env("tls-alpn-01")
     check_first_start(srv, peb, "tls-alpn-01")
+    # no challenge pending: acme-tls/1 gets a failed handshake, never the real certificate
+    with pytest.raises(ssl.SSLError):
+        pb.peer_cert(srv.port("https"), alpn=["acme-tls/1"], verify=False)
+    assert pb.peer_cert(srv.port("https"), peb.root(), alpn=["h2", "http/1.1"])
 
 
 def imaps_idle(srv, root, user):

@@ -337,8 +337,6 @@ def http_metrics_text(srv):
 def test_acme_metrics(tmp_path, test_ca, monkeypatch):
     import pebble_helpers as pb
     from dnsserver import DnsServer
-    if not os.path.exists(pb.pebble_bin()):
-        pytest.skip("pebble not installed")
     dns = DnsServer(pb.acme_zone())
     http_port, https_port = cmtest.free_ports(2)
     peb = pb.Pebble(tmp_path / "pebble", test_ca, http_port, https_port, dns.address, validity=9)
