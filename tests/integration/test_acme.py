@@ -40,9 +40,13 @@ def acme_env(tmp_path, test_ca):
 
     make.dns = dns
     yield make
+    problems = []
     for m in reversed(made):
-        m.stop()
+        rc = m.stop()
+        if isinstance(m, cmtest.Server) and rc not in (0, None):
+            problems.append(f"server exited with {rc} (expected 0)\n{m.log_tail()}")
     dns.stop()
+    assert not problems, "\n".join(problems)
 
 
 def presented(srv, root):
@@ -146,7 +150,7 @@ def test_acmetool_account_and_certificate_taken_over(acme_env, tmp_path, test_ca
     try:
         pb.issued(srv)
         first_account = account_url(srv.log_text())
-        srv.stop()
+        assert srv.stop() == 0, srv.log_tail()
         # acmetool's layout: accounts/<dir>/privkey and live/<domain>/{fullchain,privkey}
         at = tmp_path / "acmetool"
         acct = at / "accounts" / "acme-v02.api.letsencrypt.org%2fdirectory"
@@ -163,7 +167,7 @@ def test_acmetool_account_and_certificate_taken_over(acme_env, tmp_path, test_ca
         assert f"serving {live / 'fullchain'} until a certificate is issued" in log, log
         assert "(acmetool's)" in log and account_url(log) == first_account, log
         assert not (state / "acme" / "account.key").exists(), "no new account key"
-        srv.stop()
+        assert srv.stop() == 0, srv.log_tail()
         # a key the CA does not know: onlyReturnExisting fails, nothing is registered
         subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
                         "-out", str(acct / "privkey")], check=True, capture_output=True)
@@ -172,6 +176,7 @@ def test_acmetool_account_and_certificate_taken_over(acme_env, tmp_path, test_ca
         cmtest.poll(lambda: "does not know the account" in srv.run_log(),
                     what="onlyReturnExisting refused")
         assert "accountDoesNotExist" in srv.run_log(), srv.run_log()
+        assert srv.stop() == 0, srv.log_tail()
     finally:
         srv.stop()
 
@@ -193,7 +198,7 @@ def test_caa_accounturi_of_another_account_refused(acme_env):
     assert m['acme_orders_total{result="refused"}'] == 1, m
     assert m['acme_orders_total{result="valid"}'] == 0, m
     # our own account in the record: the order goes ahead
-    srv.stop()
+    assert srv.stop() == 0, srv.log_tail()
     acme_env.dns.set(DOMAIN, "CAA", [RR.fromZone(
         f'{DOMAIN}. 300 IN CAA 0 issue "pebble.test; accounturi={ours}"')[0].rdata])
     srv.start()

@@ -366,6 +366,7 @@ def test_acme_metrics(tmp_path, test_ca, monkeypatch):
         t.covered.add("acme_certificate_expiry_seconds")
         assert pb.peer_cert(srv.port("imaps"), verify=False) != old
         t.done()
+        assert srv.stop() == 0, srv.log_tail()
     finally:
         if srv:
             srv.stop()
