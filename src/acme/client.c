@@ -4,13 +4,12 @@
  * URL and payload so a badNonce answer is retried with a fresh nonce. */
 #include "acme/acme.h"
 
-#include "acme/acme_int.h"
+#include "acme/acme_client_int.h"
 #include "acme/acme_json.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/curlm.h"
 #include "core/dns.h"
-#include "core/dns_rr.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -18,7 +17,6 @@
 #include "http/http.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,66 +24,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#define URL_MAX 1024
-#define N_NAMES 3
-#define ANSWER_MAX (256 * 1024)
-#define N_TOKS 4096
-#define POLLS_MAX 60
-#define RETRY_FIRST_S 5
-#define RETRY_MAX_S 3600
-
-enum chall { CH_HTTP01, CH_ALPN01 };
 static const char *const chall_name[] = {"http-01", "tls-alpn-01"};
-
-struct acme;
-typedef void (*step_fn)(struct acme *a, const struct curlm_result *r);
-
-struct acme {
-    uv_loop_t *loop;
-    struct curlm *curl;
-    struct tls_server *ts;
-    uv_timer_t timer;
-    void (*timer_fn)(struct acme *a);
-    char *state_dir, *dir_url, *ca_file, *email, *acmetool_dir;
-    char names[N_NAMES][256];
-    enum chall prefs[2];
-    size_t n_prefs;
-    /* account */
-    EVP_PKEY *acct;
-    char jwk[ACME_JWK_MAX], thumb[64], kid[URL_MAX], acct_from[4200];
-    bool only_existing; /* acmetool's key: newAccount with onlyReturnExisting */
-    /* directory */
-    char u_nonce[URL_MAX], u_account[URL_MAX], u_order[URL_MAX];
-    char nonce[256];
-    /* the order in progress */
-    char order[URL_MAX], finalize[URL_MAX], cert_url[URL_MAX];
-    char authz[N_NAMES][URL_MAX];
-    bool responded[N_NAMES];
-    size_t n_authz, cur;
-    unsigned polls;
-    EVP_PKEY *cert_key;
-    /* challenges being served */
-    char http_token[N_NAMES][128], key_auth[N_NAMES][256], alpn_name[N_NAMES][256];
-    X509 *alpn_cert[N_NAMES];
-    EVP_PKEY *alpn_key[N_NAMES];
-    /* the request in flight */
-    char p_url[URL_MAX];            /* of the request in flight (for messages) */
-    char s_url[URL_MAX];            /* of the signed request being made */
-    step_fn user_next;              /* gets the signed request's answer */
-    char *p_payload;
-    bool p_pem;
-    int p_bad_nonce;
-    step_fn p_next;
-    struct buf body;
-    unsigned failures;
-    bool stopping;
-    /* CAA check (RFC 8659 accounturi) before ordering with our own account */
-    struct dns *dns;
-    struct dns_req *caa_req;
-    char caa_name[256];
-};
 
 static struct acme *the_acme; /* for the http-01 hook (one client per process) */
 
@@ -111,13 +51,12 @@ static void on_timer(uv_timer_t *t)
         fn(a);
 }
 
-static void arm(struct acme *a, uint64_t ms, void (*fn)(struct acme *))
+void acme_arm(struct acme *a, uint64_t ms, void (*fn)(struct acme *))
 {
     a->timer_fn = fn;
     uv_timer_start(&a->timer, on_timer, ms, 0);
 }
 
-static void start_order(struct acme *a);
 
 /* Sets the gauges from the certificate served now and arms the renewal. */
 static void schedule_renewal(struct acme *a)
@@ -145,11 +84,10 @@ static void schedule_renewal(struct acme *a)
     else
         log_info("ACME: serving %s until a certificate is issued for %s",
                  tls_server_cert_in_use(a->ts), a->names[0]);
-    arm(a, (uint64_t)(at - now) * 1000, start_order);
+    acme_arm(a, (uint64_t)(at - now) * 1000, acme_start_order);
 }
 
-static void fail(struct acme *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct acme *a, const char *fmt, ...)
+void acme_fail(struct acme *a, const char *fmt, ...)
 {
     char why[1024];
     va_list ap;
@@ -170,7 +108,7 @@ static void fail(struct acme *a, const char *fmt, ...)
     metrics_gauge_set(G_ACME_NEXT_RENEWAL, (int64_t)(time(NULL) + delay));
     log_warn("ACME: order for %s failed: %s; the current certificate stays, retry in %u s",
              a->names[0], why, delay);
-    arm(a, (uint64_t)delay * 1000, start_order);
+    acme_arm(a, (uint64_t)delay * 1000, acme_start_order);
 }
 
 /* "type: detail" of a problem document, or the status. */
@@ -212,7 +150,7 @@ static void on_answer(void *ud, const struct curlm_result *r)
     if (r->replay_nonce && r->replay_nonce[0])
         snprintf(a->nonce, sizeof a->nonce, "%s", r->replay_nonce);
     if (r->curl_code != 0) {
-        fail(a, "%s: %s", a->p_url, r->error);
+        acme_fail(a, "%s: %s", a->p_url, r->error);
         return;
     }
     step_fn next = a->p_next;
@@ -237,7 +175,7 @@ static void send_req(struct acme *a, const char *method, const char *url, bool j
     snprintf(a->p_url, sizeof a->p_url, "%s", url);
     a->p_next = next;
     if (!curlm_post(a->curl, &p, on_answer, a))
-        fail(a, "cannot start a request to %s", url);
+        acme_fail(a, "cannot start a request to %s", url);
 }
 
 static void do_signed(struct acme *a);
@@ -246,7 +184,7 @@ static void signed_answer(struct acme *a, const struct curlm_result *r);
 static void on_nonce(struct acme *a, const struct curlm_result *r)
 {
     if (!a->nonce[0]) {
-        fail(a, "newNonce gave no Replay-Nonce (HTTP %ld)", r->status);
+        acme_fail(a, "newNonce gave no Replay-Nonce (HTTP %ld)", r->status);
         return;
     }
     do_signed(a);
@@ -262,7 +200,7 @@ static void do_signed(struct acme *a)
     }
     const char *kid = a->kid[0] ? a->kid : NULL;
     if (acme_jws(a->acct, a->jwk, kid, a->nonce, a->s_url, a->p_payload, &a->body) < 0) {
-        fail(a, "cannot sign a request");
+        acme_fail(a, "cannot sign a request");
         return;
     }
     a->nonce[0] = '\0'; /* used */
@@ -290,7 +228,7 @@ static void post_signed(struct acme *a, const char *url, const char *payload, bo
 {
     char *p = strdup(payload);
     if (!p) {
-        fail(a, "out of memory");
+        acme_fail(a, "out of memory");
         return;
     }
     free(a->p_payload);
@@ -315,7 +253,7 @@ static bool need_str(struct acme *a, const struct ajson *j, int obj, const char 
 {
     if (ajson_get_str(j, obj, key, out, cap) > 0)
         return true;
-    fail(a, "%s without a usable \"%s\"", what, key);
+    acme_fail(a, "%s without a usable \"%s\"", what, key);
     return false;
 }
 
@@ -326,21 +264,21 @@ static void on_cert(struct acme *a, const struct curlm_result *r)
     struct buf pem = {0};
     if (r->status != 200) {
         problem(r, why, sizeof why);
-        fail(a, "certificate download: %s", why);
+        acme_fail(a, "certificate download: %s", why);
         return;
     }
     if (r->body_truncated || acme_cert_times_pem(r->body, r->body_len, &nb, &na) < 0) {
-        fail(a, "certificate download: not a PEM certificate chain");
+        acme_fail(a, "certificate download: not a PEM certificate chain");
         return;
     }
     snprintf(dir, sizeof dir, "%s/acme/live", a->state_dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        fail(a, "cannot create %s: %s", dir, strerror(errno));
+        acme_fail(a, "cannot create %s: %s", dir, strerror(errno));
         return;
     }
     if (tls_acme_paths(a->state_dir, cert, key, sizeof cert) < 0 ||
         acme_key_pem(a->cert_key, &pem) < 0) {
-        fail(a, "cannot encode the certificate key");
+        acme_fail(a, "cannot encode the certificate key");
         return;
     }
     /* the key first: a crash between the two leaves a pair that does not
@@ -349,12 +287,12 @@ static void on_cert(struct acme *a, const struct curlm_result *r)
         fileio_write_atomic(dir, "fullchain", r->body, r->body_len, 0644, true) < 0) {
         int e = errno;
         buf_free(&pem);
-        fail(a, "cannot store the certificate under %s: %s", dir, strerror(e));
+        acme_fail(a, "cannot store the certificate under %s: %s", dir, strerror(e));
         return;
     }
     buf_free(&pem);
     if (tls_server_reload(a->ts, why, sizeof why) < 0) {
-        fail(a, "the new certificate does not load: %s", why);
+        acme_fail(a, "the new certificate does not load: %s", why);
         return;
     }
     clear_challenges(a);
@@ -379,12 +317,12 @@ static void on_order_state(struct acme *a, const struct curlm_result *r)
     struct ajson j;
     if (r->status != 200) {
         problem(r, why, sizeof why);
-        fail(a, "order: %s", why);
+        acme_fail(a, "order: %s", why);
         return;
     }
     struct ajson_tok *toks = parse(r, &j);
     if (!toks) {
-        fail(a, "order: not a JSON object");
+        acme_fail(a, "order: not a JSON object");
         return;
     }
     ajson_get_str(&j, 0, "status", status, sizeof status);
@@ -398,14 +336,14 @@ static void on_order_state(struct acme *a, const struct curlm_result *r)
         download(a);
     } else if (strcmp(status, "processing") == 0 || strcmp(status, "ready") == 0) {
         if (++a->polls > POLLS_MAX) {
-            fail(a, "order still %s after %u polls", status, POLLS_MAX);
+            acme_fail(a, "order still %s after %u polls", status, POLLS_MAX);
             return;
         }
         uint64_t ms = r->retry_after > 0 && r->retry_after < 10 ? (uint64_t)r->retry_after * 1000
                                                                 : 1000;
-        arm(a, ms, poll_order);
+        acme_arm(a, ms, poll_order);
     } else {
-        fail(a, "order became \"%s\"", status);
+        acme_fail(a, "order became \"%s\"", status);
     }
 }
 
@@ -423,12 +361,12 @@ static void finalize(struct acme *a)
     if (!(a->cert_key = acme_key_new_ec()) || buf_append_str(&csr, "{\"csr\":\"") < 0 ||
         acme_csr_b64(a->cert_key, names, N_NAMES, &csr) < 0 || buf_append_str(&csr, "\"}") < 0) {
         buf_free(&csr);
-        fail(a, "cannot build the certificate request");
+        acme_fail(a, "cannot build the certificate request");
         return;
     }
     char *payload = buf_steal_str(&csr);
     if (!payload) {
-        fail(a, "out of memory");
+        acme_fail(a, "out of memory");
         return;
     }
     post_signed(a, a->finalize, payload, false, on_order_state);
@@ -466,10 +404,10 @@ static void on_respond(struct acme *a, const struct curlm_result *r)
     char why[1024];
     if (r->status != 200) {
         problem(r, why, sizeof why);
-        fail(a, "challenge for %s: %s", a->names[a->cur], why);
+        acme_fail(a, "challenge for %s: %s", a->names[a->cur], why);
         return;
     }
-    arm(a, 500, fetch_authz);
+    acme_arm(a, 500, fetch_authz);
 }
 
 /* Picks the first type of acme_challenge the server offers, installs it and
@@ -488,7 +426,7 @@ static bool respond(struct acme *a, const struct ajson *j, const char *name)
                 ajson_get_str(j, c, "url", url, sizeof url) <= 0)
                 continue;
             if (!install(a, a->cur, a->prefs[p], name, token)) {
-                fail(a, "cannot prepare the %s challenge for %s", chall_name[a->prefs[p]], name);
+                acme_fail(a, "cannot prepare the %s challenge for %s", chall_name[a->prefs[p]], name);
                 return true;
             }
             log_info("ACME: answering %s for %s", chall_name[a->prefs[p]], name);
@@ -507,12 +445,12 @@ static void on_authz(struct acme *a, const struct curlm_result *r)
     struct ajson j;
     if (r->status != 200) {
         problem(r, why, sizeof why);
-        fail(a, "authorization: %s", why);
+        acme_fail(a, "authorization: %s", why);
         return;
     }
     struct ajson_tok *toks = parse(r, &j);
     if (!toks) {
-        fail(a, "authorization: not a JSON object");
+        acme_fail(a, "authorization: not a JSON object");
         return;
     }
     ajson_get_str(&j, 0, "status", status, sizeof status);
@@ -529,7 +467,7 @@ static void on_authz(struct acme *a, const struct curlm_result *r)
     }
     if (strcmp(status, "pending") == 0 && !a->responded[a->cur]) {
         if (!respond(a, &j, name))
-            fail(a, "%s: the server offers none of the challenge types of acme_challenge",
+            acme_fail(a, "%s: the server offers none of the challenge types of acme_challenge",
                  name);
         free(toks);
         return;
@@ -537,10 +475,10 @@ static void on_authz(struct acme *a, const struct curlm_result *r)
     if (strcmp(status, "pending") == 0 || strcmp(status, "processing") == 0) {
         free(toks);
         if (++a->polls > POLLS_MAX) {
-            fail(a, "authorization for %s still %s after %u polls", name, status, POLLS_MAX);
+            acme_fail(a, "authorization for %s still %s after %u polls", name, status, POLLS_MAX);
             return;
         }
-        arm(a, a->polls < 4 ? 500 : 2000, fetch_authz);
+        acme_arm(a, a->polls < 4 ? 500 : 2000, fetch_authz);
         return;
     }
     /* invalid, expired, ...: the challenge's error says why */
@@ -556,7 +494,7 @@ static void on_authz(struct acme *a, const struct curlm_result *r)
             snprintf(why, sizeof why, ": %s", detail);
     }
     free(toks);
-    fail(a, "authorization for %s is %s%s", name, status, why);
+    acme_fail(a, "authorization for %s is %s%s", name, status, why);
 }
 
 static void fetch_authz(struct acme *a)
@@ -570,12 +508,12 @@ static void on_new_order(struct acme *a, const struct curlm_result *r)
     struct ajson j;
     if (r->status != 201 && r->status != 200) {
         problem(r, why, sizeof why);
-        fail(a, "newOrder: %s", why);
+        acme_fail(a, "newOrder: %s", why);
         return;
     }
     struct ajson_tok *toks = parse(r, &j);
     if (!toks) {
-        fail(a, "newOrder: not a JSON object");
+        acme_fail(a, "newOrder: not a JSON object");
         return;
     }
     snprintf(a->order, sizeof a->order, "%s", r->location);
@@ -594,7 +532,7 @@ static void on_new_order(struct acme *a, const struct curlm_result *r)
     if (!ok) {
         if (a->order[0] && a->n_authz > 0)
             return; /* need_str failed the order */
-        fail(a, "newOrder: no order URL or no authorizations");
+        acme_fail(a, "newOrder: no order URL or no authorizations");
         return;
     }
     a->cur = 0;
@@ -603,7 +541,7 @@ static void on_new_order(struct acme *a, const struct curlm_result *r)
     fetch_authz(a);
 }
 
-static void new_order(struct acme *a)
+void acme_new_order(struct acme *a)
 {
     char payload[1024];
     snprintf(payload, sizeof payload,
@@ -615,125 +553,21 @@ static void new_order(struct acme *a)
     post_signed(a, a->u_order, payload, false, on_new_order);
 }
 
-/* ------------------------------------------------------------ CAA */
-
-static void caa_lookup(struct acme *a);
-
-/* `0 issue "ca.example; accounturi=URL; ..."` -> the issuer domain and the
- * accounturi (empty when absent). False for other tags. */
-static bool caa_issue(const char *rec, char *issuer, size_t ilen, char *uri, size_t ulen)
-{
-    unsigned flags;
-    char tag[32];
-    int off = 0;
-    issuer[0] = uri[0] = '\0';
-    if (sscanf(rec, "%u %31s \"%n", &flags, tag, &off) < 2 || off == 0 ||
-        strcasecmp(tag, "issue") != 0)
-        return false;
-    const char *v = rec + off;
-    size_t n = strcspn(v, ";\" \t");
-    snprintf(issuer, ilen, "%.*s", (int)n, v);
-    const char *u = strstr(v, "accounturi=");
-    if (u) {
-        u += strlen("accounturi=");
-        snprintf(uri, ulen, "%.*s", (int)strcspn(u, ";\" \t"), u);
-    }
-    return true;
-}
-
-/* The CAA set of a->caa_name: refuse when every issue record binds an
- * account and none is ours. */
-static void caa_decide(struct acme *a, const struct dns_rr_result *r)
-{
-    char issuer[256], uri[URL_MAX], first_issuer[256] = "", line[2048] = "";
-    size_t bound = 0, issue = 0;
-    bool ours = false;
-    for (size_t i = 0; i < r->n; i++) {
-        if (!caa_issue(r->text[i], issuer, sizeof issuer, uri, sizeof uri))
-            continue;
-        issue++;
-        if (!first_issuer[0])
-            snprintf(first_issuer, sizeof first_issuer, "%s", issuer);
-        if (uri[0]) {
-            bound++;
-            ours |= strcmp(uri, a->kid) == 0;
-            if (!line[0])
-                snprintf(line, sizeof line, "%s", r->text[i]);
-        }
-    }
-    if (issue == 0 || bound < issue || ours) {
-        new_order(a);
-        return;
-    }
-    metrics_inc(M_ACME_ORDER_REFUSED);
-    a->failures++;
-    unsigned delay = RETRY_MAX_S;
-    metrics_gauge_set(G_ACME_NEXT_RENEWAL, (int64_t)(time(NULL) + delay));
-    log_error("ACME: not ordering for %s: its CAA record `%s. CAA %s` binds issuance to "
-              "another ACME account; reuse that account's key (acmetool's "
-              "%s/accounts/*/privkey) or publish instead: %s. CAA 0 issue \"%s; accounturi=%s\" "
-              "(checked again in %u s)",
-              a->names[0], a->caa_name, line, a->acmetool_dir, a->caa_name, first_issuer, a->kid,
-              delay);
-    a->kid[0] = a->nonce[0] = '\0';
-    arm(a, (uint64_t)delay * 1000, start_order);
-}
-
-static void on_caa(void *arg, const struct dns_rr_result *r)
-{
-    struct acme *a = arg;
-    a->caa_req = NULL;
-    if (a->stopping || r->status == DNS_CANCELLED)
-        return;
-    if (r->status == DNS_OK && r->n > 0) {
-        caa_decide(a, r);
-        return;
-    }
-    const char *dot = strchr(a->caa_name, '.');
-    if ((r->status == DNS_NODATA || r->status == DNS_NXDOMAIN || r->status == DNS_OK) && dot &&
-        strchr(dot + 1, '.')) {
-        /* RFC 8659 §3: climb to the parent domain (not to the TLD) */
-        memmove(a->caa_name, dot + 1, strlen(dot + 1) + 1);
-        caa_lookup(a);
-        return;
-    }
-    if (r->status != DNS_NODATA && r->status != DNS_NXDOMAIN && r->status != DNS_OK)
-        log_warn("ACME: CAA lookup of %s failed (%s); ordering anyway (the CA checks CAA "
-                 "itself)", a->caa_name, r->why ? r->why : "?");
-    new_order(a);
-}
-
-static void caa_lookup(struct acme *a)
-{
-    a->caa_req = dns_rr(a->dns, a->caa_name, DNS_T_CAA, on_caa, a);
-}
-
-/* Our own account (not one taken over): CAA may bind another account. */
-static void check_caa_then_order(struct acme *a)
-{
-    if (a->only_existing || !a->dns) {
-        new_order(a);
-        return;
-    }
-    snprintf(a->caa_name, sizeof a->caa_name, "%s", a->names[0]);
-    caa_lookup(a);
-}
-
 static void on_account(struct acme *a, const struct curlm_result *r)
 {
     char why[1024];
     if ((r->status != 200 && r->status != 201) || !r->location[0]) {
         problem(r, why, sizeof why);
         if (a->only_existing)
-            fail(a, "the server does not know the account of %s (onlyReturnExisting): %s",
+            acme_fail(a, "the server does not know the account of %s (onlyReturnExisting): %s",
                  a->acct_from, why);
         else
-            fail(a, "newAccount: %s", why);
+            acme_fail(a, "newAccount: %s", why);
         return;
     }
     snprintf(a->kid, sizeof a->kid, "%s", r->location);
     log_info("ACME: account %s (key %s)", a->kid, a->acct_from);
-    check_caa_then_order(a);
+    acme_caa_then_order(a);
 }
 
 static void new_account(struct acme *a)
@@ -754,12 +588,12 @@ static void on_directory(struct acme *a, const struct curlm_result *r)
 {
     struct ajson j;
     if (r->status != 200) {
-        fail(a, "directory %s: HTTP %ld", a->dir_url, r->status);
+        acme_fail(a, "directory %s: HTTP %ld", a->dir_url, r->status);
         return;
     }
     struct ajson_tok *toks = parse(r, &j);
     if (!toks) {
-        fail(a, "directory %s: not a JSON object", a->dir_url);
+        acme_fail(a, "directory %s: not a JSON object", a->dir_url);
         return;
     }
     bool ok = need_str(a, &j, 0, "newNonce", a->u_nonce, sizeof a->u_nonce, "directory") &&
@@ -770,7 +604,7 @@ static void on_directory(struct acme *a, const struct curlm_result *r)
         new_account(a);
 }
 
-static void start_order(struct acme *a)
+void acme_start_order(struct acme *a)
 {
     clear_challenges(a);
     a->order[0] = a->cert_url[0] = '\0';
@@ -779,7 +613,7 @@ static void start_order(struct acme *a)
         buf_reset(&a->body);
         send_req(a, "GET", a->dir_url, false, on_directory);
     } else {
-        check_caa_then_order(a);
+        acme_caa_then_order(a);
     }
 }
 
@@ -807,73 +641,6 @@ static bool alpn_lookup(void *ud, const char *name, X509 **cert, EVP_PKEY **key)
 }
 
 /* ------------------------------------------------------------ start/stop */
-
-static int mkdir_p(const char *path)
-{
-    return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
-}
-
-/* acmetool's account key (accounts/<dir>/privkey, or one level deeper). */
-static bool acmetool_key(struct acme *a, char *path, size_t cap)
-{
-    const char *pats[] = {"/accounts/*/privkey", "/accounts/*/*/privkey"};
-    for (size_t i = 0; i < 2; i++) {
-        char pat[1024];
-        glob_t g;
-        if (snprintf(pat, sizeof pat, "%s%s", a->acmetool_dir, pats[i]) >= (int)sizeof pat)
-            return false;
-        if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
-            snprintf(path, cap, "%s", g.gl_pathv[0]);
-            globfree(&g);
-            return true;
-        }
-        globfree(&g);
-    }
-    return false;
-}
-
-/* Our account key, else acmetool's (reused with onlyReturnExisting), else a
- * new one written to <state_dir>/acme/account.key. */
-static int load_account(struct acme *a, char *err, size_t errlen)
-{
-    char own[4096], dir[4096], other[1024];
-    if (snprintf(dir, sizeof dir, "%s/acme", a->state_dir) >= (int)sizeof dir ||
-        snprintf(own, sizeof own, "%s/account.key", dir) >= (int)sizeof own) {
-        snprintf(err, errlen, "state_dir too long");
-        return -1;
-    }
-    if (mkdir_p(a->state_dir) < 0 || mkdir_p(dir) < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (access(own, F_OK) == 0) {
-        if (!(a->acct = acme_key_read(own, err, errlen)))
-            return -1;
-        snprintf(a->acct_from, sizeof a->acct_from, "%s", own);
-    } else if (acmetool_key(a, other, sizeof other)) {
-        if (!(a->acct = acme_key_read(other, err, errlen)))
-            return -1;
-        a->only_existing = true;
-        snprintf(a->acct_from, sizeof a->acct_from, "%s (acmetool's)", other);
-    } else {
-        struct buf pem = {0};
-        if (!(a->acct = acme_key_new_ec()) || acme_key_pem(a->acct, &pem) < 0 ||
-            fileio_write_atomic(dir, "account.key", pem.data, pem.len, 0600, true) < 0) {
-            snprintf(err, errlen, "cannot create %s: %s", own, strerror(errno));
-            buf_free(&pem);
-            return -1;
-        }
-        buf_free(&pem);
-        snprintf(a->acct_from, sizeof a->acct_from, "%s", own);
-        log_info("ACME: created account key %s", own);
-    }
-    if (acme_jwk(a->acct, a->jwk, sizeof a->jwk) < 0 ||
-        acme_thumbprint(a->jwk, a->thumb, sizeof a->thumb) < 0) {
-        snprintf(err, errlen, "cannot use the account key %s", a->acct_from);
-        return -1;
-    }
-    return 0;
-}
 
 static void acme_free(struct acme *a)
 {
@@ -936,7 +703,7 @@ int acme_start(struct acme **out, uv_loop_t *loop, const struct config *cfg,
     snprintf(a->names[1], sizeof a->names[1], "mta-sts.%s", d);
     snprintf(a->names[2], sizeof a->names[2], "www.%s", d);
     parse_prefs(a, cfg->acme_challenge);
-    if (load_account(a, err, errlen) < 0) {
+    if (acme_account_load(a, err, errlen) < 0) {
         acme_free(a);
         return -1;
     }
