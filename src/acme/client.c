@@ -572,12 +572,24 @@ static void on_account(struct acme *a, const struct curlm_result *r)
 
 static void new_account(struct acme *a)
 {
-    char payload[600];
+    char payload[1600], email[1200];
+    size_t o = 0;
+    /* the address as a JSON string's content: quote, backslash and controls escaped */
+    for (const char *p = a->email; *p && o + 7 < sizeof email; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\')
+            o += (size_t)snprintf(email + o, sizeof email - o, "\\%c", c);
+        else if (c < 0x20)
+            o += (size_t)snprintf(email + o, sizeof email - o, "\\u%04x", c);
+        else
+            email[o++] = (char)c;
+    }
+    email[o] = '\0';
     if (a->only_existing)
         snprintf(payload, sizeof payload, "{\"onlyReturnExisting\":true}");
     else if (a->email[0])
         snprintf(payload, sizeof payload,
-                 "{\"termsOfServiceAgreed\":true,\"contact\":[\"mailto:%s\"]}", a->email);
+                 "{\"termsOfServiceAgreed\":true,\"contact\":[\"mailto:%s\"]}", email);
     else
         snprintf(payload, sizeof payload, "{\"termsOfServiceAgreed\":true}");
     a->kid[0] = '\0'; /* newAccount is signed with the JWK */

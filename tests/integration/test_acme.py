@@ -77,8 +77,18 @@ def check_first_start(srv, peb, challenge):
 
 @pytest.mark.timeout(60)
 def test_http01_first_start(acme_env):
-    srv, peb = acme_env("http-01")
+    srv, peb = acme_env("http-01", extra={"acme_email": "admin@relay1.test"})
     check_first_start(srv, peb, "http-01")
+
+
+@pytest.mark.timeout(60)
+def test_acme_email_is_the_contact(acme_env):
+    # Pebble checks the contact: one it refuses shows that acme_email is sent,
+    # and as a JSON string (the quotes escaped: not a malformed request)
+    srv, peb = acme_env("http-01", extra={"acme_email": 'not "an" address'})
+    cmtest.poll(lambda: "newAccount: HTTP 400" in srv.log_text(), what="contact refused")
+    assert "invalidContact" in srv.log_text(), srv.log_text()
+    assert "malformed" not in srv.log_text()
 
 
 @pytest.mark.timeout(60)
