@@ -56,12 +56,24 @@ static long sign(EVP_PKEY *k, const char *in, size_t n, unsigned char *sig, size
     return r;
 }
 
+/* A value the server gave (URL, nonce) that goes into the protected
+ * header as is: nothing that would end or escape the JSON string. */
+static bool plain(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
+            return false;
+    return true;
+}
+
 int acme_jws(EVP_PKEY *k, const char *jwk, const char *kid, const char *nonce, const char *url,
              const char *payload, struct buf *out)
 {
     bool ec = EVP_PKEY_get_base_id(k) == EVP_PKEY_EC;
     struct buf prot = {0}, input = {0};
     int r = -1;
+    if (!plain(kid) || !plain(nonce) || !plain(url))
+        return -1;
     if (buf_printf(&prot, "{\"alg\":\"%s\",", ec ? "ES256" : "RS256") < 0 ||
         (kid ? buf_printf(&prot, "\"kid\":\"%s\",", kid) : buf_printf(&prot, "\"jwk\":%s,", jwk)) < 0 ||
         buf_printf(&prot, "\"nonce\":\"%s\",\"url\":\"%s\"}", nonce, url) < 0)

@@ -171,6 +171,10 @@ TEST(jws_es256_verifies)
     raw[n] = 0;
     CHECK(strstr((char *)raw, "\"kid\":\"https://a/acct/1\"") && !strstr((char *)raw, "jwk"));
     CHECK(strstr(out.data, "\"payload\":\"\"") != NULL);
+    /* server-given values that would break out of the header's strings */
+    CHECK_INT_EQ(acme_jws(k, jwk, "https://a/\",\"x\":\"1", "n", "https://a/o", "", &out), -1);
+    CHECK_INT_EQ(acme_jws(k, jwk, NULL, "n\\", "https://a/o", "", &out), -1);
+    CHECK_INT_EQ(acme_jws(k, jwk, NULL, "n", "https://a/\n", "", &out), -1);
     buf_free(&out);
     EVP_PKEY_free(k);
 }
