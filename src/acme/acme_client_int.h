@@ -25,6 +25,7 @@ struct tls_server;
 #define POLLS_MAX 60
 #define RETRY_FIRST_S 5
 #define RETRY_MAX_S 3600
+#define RETRY_INVALID_S 900 /* after a failed validation */
 
 enum chall { CH_HTTP01, CH_ALPN01 };
 
@@ -69,6 +70,7 @@ struct acme {
     step_fn p_next;
     struct buf body;
     unsigned failures;
+    unsigned fail_floor_s; /* the next acme_fail waits at least this long */
     bool stopping;
     /* CAA check (RFC 8659 accounturi) before ordering with our own account */
     struct dns *dns;

@@ -104,6 +104,9 @@ void acme_fail(struct acme *a, const char *fmt, ...)
         delay *= 2;
     if (delay > RETRY_MAX_S)
         delay = RETRY_MAX_S;
+    if (delay < a->fail_floor_s)
+        delay = a->fail_floor_s;
+    a->fail_floor_s = 0;
     metrics_inc(M_ACME_ORDER_FAILED);
     metrics_gauge_set(G_ACME_NEXT_RENEWAL, (int64_t)(time(NULL) + delay));
     log_warn("ACME: order for %s failed: %s; the current certificate stays, retry in %u s",
@@ -494,6 +497,9 @@ static void on_authz(struct acme *a, const struct curlm_result *r)
             snprintf(why, sizeof why, ": %s", detail);
     }
     free(toks);
+    /* a failed validation counts against the CA's rate limit (Let's
+     * Encrypt: 5 per name and hour): no quick retry */
+    a->fail_floor_s = RETRY_INVALID_S;
     acme_fail(a, "authorization for %s is %s%s", name, status, why);
 }
 
@@ -669,7 +675,8 @@ static void acme_free(struct acme *a)
     free(a);
 }
 
-static void parse_prefs(struct acme *a, const char *s)
+/* acme_challenge in order, without the types whose port is disabled. */
+static void parse_prefs(struct acme *a, const char *s, const struct config *cfg)
 {
     while (s && *s && a->n_prefs < 2) {
         s += strspn(s, " \t,");
@@ -678,13 +685,12 @@ static void parse_prefs(struct acme *a, const char *s)
             bool dup = false;
             for (size_t i = 0; i < a->n_prefs; i++)
                 dup |= a->prefs[i] == (enum chall)t;
-            if (!dup && n == strlen(chall_name[t]) && strncmp(s, chall_name[t], n) == 0)
+            bool port = t == CH_HTTP01 ? cfg->http_port != 0 : cfg->https_port != 0;
+            if (!dup && port && n == strlen(chall_name[t]) && strncmp(s, chall_name[t], n) == 0)
                 a->prefs[a->n_prefs++] = (enum chall)t;
         }
         s += n;
     }
-    if (a->n_prefs == 0)
-        a->prefs[a->n_prefs++] = CH_HTTP01;
 }
 
 int acme_start(struct acme **out, uv_loop_t *loop, const struct config *cfg,
@@ -714,7 +720,14 @@ int acme_start(struct acme **out, uv_loop_t *loop, const struct config *cfg,
     snprintf(a->names[0], sizeof a->names[0], "%s", d);
     snprintf(a->names[1], sizeof a->names[1], "mta-sts.%s", d);
     snprintf(a->names[2], sizeof a->names[2], "www.%s", d);
-    parse_prefs(a, cfg->acme_challenge);
+    parse_prefs(a, cfg->acme_challenge, cfg);
+    if (a->n_prefs == 0) {
+        snprintf(err, errlen, "acme_challenge (%s) names only challenges whose port "
+                 "(http_port for http-01, https_port for tls-alpn-01) is disabled",
+                 cfg->acme_challenge ? cfg->acme_challenge : "");
+        acme_free(a);
+        return -1;
+    }
     if (acme_account_load(a, err, errlen) < 0) {
         acme_free(a);
         return -1;

@@ -213,3 +213,24 @@ def test_caa_accounturi_of_another_account_refused(acme_env):
         f'{DOMAIN}. 300 IN CAA 0 issue "pebble.test; accounturi={ours}"')[0].rdata])
     srv.start()
     pb.issued(srv)
+
+
+@pytest.mark.timeout(60)
+def test_challenge_on_a_disabled_port_is_not_offered(acme_env, tmp_path, test_ca):
+    peb, ports = acme_env(start=False)
+    # http_port disabled: http-01 is dropped from the preference, tls-alpn-01 answers
+    srv = pb.acme_server(tmp_path, test_ca, peb, {"http": 0, "https": ports["https"]},
+                         challenge="http-01 tls-alpn-01")
+    try:
+        pb.issued(srv)
+        assert "answering http-01" not in srv.log_text()
+        assert srv.stop() == 0, srv.log_tail()
+        # nothing left to answer with: said at start, the server still serves
+        srv.overrides["acme_challenge"] = "http-01"
+        srv.start()
+        cmtest.poll(lambda: "names only challenges whose port" in srv.run_log(),
+                    what="the refusal at start")
+        assert srv.alive()
+        assert srv.stop() == 0, srv.log_tail()
+    finally:
+        srv.stop()
