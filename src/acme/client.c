@@ -57,7 +57,6 @@ void acme_arm(struct acme *a, uint64_t ms, void (*fn)(struct acme *))
     uv_timer_start(&a->timer, on_timer, ms, 0);
 }
 
-
 /* Sets the gauges from the certificate served now and arms the renewal. */
 static void schedule_renewal(struct acme *a)
 {
@@ -80,10 +79,10 @@ static void schedule_renewal(struct acme *a)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &t2));
         log_info("ACME: certificate for %s valid until %s, renewal at %s", a->names[0], until,
                  when);
-    }
-    else
+    } else {
         log_info("ACME: serving %s until a certificate is issued for %s",
                  tls_server_cert_in_use(a->ts), a->names[0]);
+    }
     acme_arm(a, (uint64_t)(at - now) * 1000, acme_start_order);
 }
 
