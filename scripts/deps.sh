@@ -27,6 +27,7 @@ TEST_PKGS=(
   python3-h2                                      # HTTP/2 notification server (test_push.py)
   postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
   opendkim opendkim-tools                         # DKIM milter (signing and verifying) for the Postfix peers, opendkim-genkey/-testkey
+  pebble                                          # ACME test CA for test_acme.py (http-01, tls-alpn-01, renewal)
   gpg gpgconf gpg-agent                           # an OpenPGP key for an outside contact (test_deltachat_dsn.py); key generation needs the agent (a Recommends of gpg)
 )
 FRESH_PKGS=(mmdebstrap git)

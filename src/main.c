@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "acme/acme.h"
 #include "core/certwatch.h"
 #include "core/config.h"
 #include "core/limits.h"
@@ -59,6 +60,7 @@ static struct {
     uv_timer_t trim;
     struct expire_daily *expiry;
     struct certwatch *certwatch;
+    struct acme *acme;
     bool stopping;
 } app;
 
@@ -221,6 +223,8 @@ static void on_net_down(void)
     smtp_stop();
     certwatch_stop(app.certwatch);
     app.certwatch = NULL;
+    acme_stop(app.acme);
+    app.acme = NULL;
     uv_close((uv_handle_t *)&app.trim, NULL);
     expire_daily_stop(app.expiry);
     app.expiry = NULL;
@@ -360,6 +364,10 @@ static int serve(void)
         log_warn("daily expiry could not be scheduled");
     metrics_set_extra(render_fsreport);
     app.certwatch = certwatch_start(app.loop, &app.cfg, app.tls);
+    if (app.cfg.tls_mode == TLS_MODE_ACME &&
+        acme_start(&app.acme, app.loop, &app.cfg, app.tls, err, sizeof err) < 0)
+        log_error("ACME: %s: no certificate will be obtained (serving %s)", err,
+                  tls_server_cert_in_use(app.tls));
     uv_timer_init(app.loop, &app.trim);
     uv_timer_start(&app.trim, on_trim, LIM_MEMORY_TRIM_MS, LIM_MEMORY_TRIM_MS);
     log_info("chatmaild-server %s for %s ready", CM_VERSION, app.cfg.mail_domain);

@@ -282,7 +282,8 @@ void config_free(struct config *cfg)
         &cfg->turn_socket_path, &cfg->mailboxes_dir, &cfg->state_dir, &cfg->dkim_key_path,
         &cfg->tls_ca_file, &cfg->nocreate_file, &cfg->notification_url,
         &cfg->iroh_relay_upstream, &cfg->run_as_user, &cfg->log_level, &cfg->unused,
-        &cfg->metrics_allow,
+        &cfg->metrics_allow, &cfg->acme_directory_url, &cfg->acme_challenge,
+        &cfg->acme_acmetool_dir,
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);

@@ -52,6 +52,9 @@ struct config {
     char *www_folder;               /* "" = built-in pages */
     bool disable_ipv6;
     char *acme_email;
+    char *acme_directory_url;       /* RFC 8555 directory (Let's Encrypt production) */
+    char *acme_challenge;           /* "http-01 tls-alpn-01": preference order */
+    char *acme_acmetool_dir;        /* /var/lib/acme: acmetool's account and live certs */
     bool iroh_relay_set;            /* key present in the file */
     char *iroh_relay;               /* effective URL, "" = advertise nothing */
     bool imap_compress;

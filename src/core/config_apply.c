@@ -75,6 +75,10 @@ const struct cfg_key cfg_keys[] = {
     {"queue_lifetime", CK_DURATION, "2d", F(queue_lifetime)},
     {"mxdeliv_port", CK_PORT, "443", F(mxdeliv_port)},
     {"outbound_smtp_port", CK_PORT, "25", F(outbound_smtp_port)},
+    {"acme_directory_url", CK_STR, "https://acme-v02.api.letsencrypt.org/directory",
+     F(acme_directory_url)},
+    {"acme_challenge", CK_STR, "http-01 tls-alpn-01", F(acme_challenge)},
+    {"acme_acmetool_dir", CK_STR, "/var/lib/acme", F(acme_acmetool_dir)},
 };
 const size_t cfg_n_keys = sizeof cfg_keys / sizeof cfg_keys[0];
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
@@ -235,9 +239,10 @@ static void derive_tls(struct config *cfg, const char *ext, bool domain_ok,
         cfg->tls_key_path = cfg_path_join(cfg->state_dir, "tls/selfsigned.key");
     } else {
         cfg->tls_mode = TLS_MODE_ACME;
-        if (asprintf(&cfg->tls_cert_path, "/var/lib/acme/live/%s/fullchain", cfg->mail_domain) < 0)
+        const char *at = cfg->acme_acmetool_dir ? cfg->acme_acmetool_dir : "/var/lib/acme";
+        if (asprintf(&cfg->tls_cert_path, "%s/live/%s/fullchain", at, cfg->mail_domain) < 0)
             cfg->tls_cert_path = NULL;
-        if (asprintf(&cfg->tls_key_path, "/var/lib/acme/live/%s/privkey", cfg->mail_domain) < 0)
+        if (asprintf(&cfg->tls_key_path, "%s/live/%s/privkey", at, cfg->mail_domain) < 0)
             cfg->tls_key_path = NULL;
     }
 }
@@ -280,6 +285,33 @@ static void derive_paths(struct config *cfg, char *const raw[], bool domain_ok, 
     cfg->tls_ca_file = ca && *ca ? strdup(ca) : NULL;
 }
 
+/* acme_challenge: a space-separated preference list of "http-01" and
+ * "tls-alpn-01"; acme_directory_url: an https:// URL. */
+static void check_acme(const struct config *cfg, struct config_errors *errs)
+{
+    const char *c = cfg->acme_challenge;
+    size_t n = 0;
+    while (c && *c) {
+        c += strspn(c, " \t,");
+        size_t len = strcspn(c, " \t,");
+        if (len == 0)
+            break;
+        if (!(len == 7 && strncmp(c, "http-01", 7) == 0) &&
+            !(len == 11 && strncmp(c, "tls-alpn-01", 11) == 0)) {
+            cfg_error(errs, "acme_challenge", cfg->acme_challenge,
+                      "must list http-01 and/or tls-alpn-01 (preference order)");
+            return;
+        }
+        n++;
+        c += len;
+    }
+    if (cfg->acme_challenge && n == 0)
+        cfg_error(errs, "acme_challenge", cfg->acme_challenge,
+                  "must list http-01 and/or tls-alpn-01 (preference order)");
+    if (cfg->acme_directory_url && strncmp(cfg->acme_directory_url, "https://", 8) != 0)
+        cfg_error(errs, "acme_directory_url", cfg->acme_directory_url, "must be an https:// URL");
+}
+
 /* After an allocation failure a string is NULL; the caller must not run. */
 static void check_complete(const struct config *cfg, struct config_errors *errs)
 {
@@ -289,6 +321,7 @@ static void check_complete(const struct config *cfg, struct config_errors *errs)
         cfg->privacy_mail, cfg->privacy_pdo, cfg->privacy_supervisor, cfg->turn_socket_path,
         cfg->mailboxes_dir, cfg->state_dir, cfg->dkim_key_path, cfg->nocreate_file,
         cfg->notification_url, cfg->iroh_relay_upstream, cfg->run_as_user, cfg->log_level,
+        cfg->acme_directory_url, cfg->acme_challenge, cfg->acme_acmetool_dir,
     };
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
         if (!must[i]) {
@@ -310,6 +343,7 @@ void cfg_apply(struct config *cfg, char *const raw[], bool probe_files,
     cfg->state_dir = nonempty_path("state_dir", raw_of(raw, "state_dir"), "/var/lib/chatmaild", errs);
     derive_tls(cfg, raw_of(raw, "tls_external_cert_and_key"), domain_ok, errs);
     derive_paths(cfg, raw, domain_ok, probe_files, errs);
+    check_acme(cfg, errs);
     if (cfg->username_min_length > cfg->username_max_length) {
         char v[32];
         snprintf(v, sizeof v, "%ld", cfg->username_min_length);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct curlm {
     uv_loop_t *loop;
@@ -31,9 +32,17 @@ struct curlm_req {
     char *ca_file;
     curlm_cb cb;
     void *ud;
-    char body[CURLM_BODY_KEEP];
-    size_t body_len;
+    char *body;
+    size_t body_len, body_cap;
+    bool truncated;
+    struct curlm_hdrs *hdrs; /* NULL unless keep_headers */
     char err[CURL_ERROR_SIZE];
+};
+
+struct curlm_hdrs {
+    char location[CURLM_HDR_KEEP], nonce[CURLM_HDR_KEEP], link[CURLM_HDR_KEEP],
+        ctype[CURLM_HDR_KEEP];
+    long retry_after;
 };
 
 struct sock_ctx {
@@ -77,6 +86,8 @@ static void req_free(struct curlm_req *r)
     curl_slist_free_all(r->headers);
     curl_slist_free_all(r->resolve);
     free(r->ca_file);
+    free(r->body);
+    free(r->hdrs);
     free(r);
 }
 
@@ -97,6 +108,12 @@ static void req_finish(struct curlm_req *r, int code)
                                              : "",
         .body = r->body,
         .body_len = r->body_len,
+        .body_truncated = r->truncated,
+        .location = r->hdrs ? r->hdrs->location : "",
+        .replay_nonce = r->hdrs ? r->hdrs->nonce : "",
+        .link = r->hdrs ? r->hdrs->link : "",
+        .content_type = r->hdrs ? r->hdrs->ctype : "",
+        .retry_after = r->hdrs ? r->hdrs->retry_after : -1,
     };
     r->cb(r->ud, &res);
     req_free(r);
@@ -238,10 +255,70 @@ size_t curlm_pending(const struct curlm *m)
 static size_t write_cb(char *p, size_t size, size_t n, void *ud)
 {
     struct curlm_req *r = ud;
-    size_t len = size * n, room = sizeof r->body - r->body_len;
+    size_t len = size * n, room = r->body_cap - r->body_len;
     size_t k = len < room ? len : room;
     memcpy(r->body + r->body_len, p, k);
     r->body_len += k;
+    if (k < len)
+        r->truncated = true;
+    return len;
+}
+
+/* Copies a header's value (trimmed) into dst; `append` joins with ", ". */
+static void hdr_copy(char *dst, const char *v, size_t n, bool append)
+{
+    size_t used = append ? strlen(dst) : 0;
+    if (append && used > 0 && used + 2 < CURLM_HDR_KEEP) {
+        memcpy(dst + used, ", ", 2);
+        used += 2;
+    }
+    size_t k = n < CURLM_HDR_KEEP - 1 - used ? n : CURLM_HDR_KEEP - 1 - used;
+    memcpy(dst + used, v, k);
+    dst[used + k] = '\0';
+}
+
+static bool hdr_is(const char *line, size_t len, const char *name, const char **v, size_t *vn)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+        return false;
+    const char *p = line + nl + 1, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *v = p;
+    *vn = (size_t)(end - p);
+    return true;
+}
+
+/* Response headers (keep_headers): a new status line (a redirect or a
+ * 100 Continue) starts over. */
+static size_t header_cb(char *p, size_t size, size_t n, void *ud)
+{
+    struct curlm_req *r = ud;
+    struct curlm_hdrs *h = r->hdrs;
+    size_t len = size * n;
+    const char *v;
+    size_t vn;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        memset(h, 0, sizeof *h);
+        h->retry_after = -1;
+    } else if (hdr_is(p, len, "Location", &v, &vn)) {
+        hdr_copy(h->location, v, vn, false);
+    } else if (hdr_is(p, len, "Replay-Nonce", &v, &vn)) {
+        hdr_copy(h->nonce, v, vn, false);
+    } else if (hdr_is(p, len, "Link", &v, &vn)) {
+        hdr_copy(h->link, v, vn, true);
+    } else if (hdr_is(p, len, "Content-Type", &v, &vn)) {
+        hdr_copy(h->ctype, v, vn, false);
+    } else if (hdr_is(p, len, "Retry-After", &v, &vn)) {
+        long s = 0;
+        size_t i = 0;
+        while (i < vn && i < 9 && v[i] >= '0' && v[i] <= '9')
+            s = s * 10 + (v[i++] - '0');
+        h->retry_after = i > 0 && i == vn ? s : -1;
+    }
     return len;
 }
 
@@ -290,13 +367,24 @@ void curlm_set_max_host_connections(struct curlm *m, long n)
 
 struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_cb cb, void *ud)
 {
-    if (!m || m->stopping || !p->url || !cb)
+    const char *method = p->method ? p->method : "POST";
+    bool post = strcmp(method, "POST") == 0, head = strcmp(method, "HEAD") == 0;
+    if (!m || m->stopping || !p->url || !cb || p->body_max > CURLM_BODY_MAX ||
+        (!post && !head && strcmp(method, "GET") != 0))
         return NULL;
     struct curlm_req *r = calloc(1, sizeof *r);
     if (!r || !(r->easy = curl_easy_init())) {
         free(r);
         return NULL;
     }
+    r->body_cap = p->body_max ? p->body_max : CURLM_BODY_KEEP;
+    if (!(r->body = malloc(r->body_cap)) ||
+        (p->keep_headers && !(r->hdrs = calloc(1, sizeof *r->hdrs)))) {
+        req_free(r);
+        return NULL;
+    }
+    if (r->hdrs)
+        r->hdrs->retry_after = -1;
     r->m = m;
     r->cb = cb;
     r->ud = ud;
@@ -326,9 +414,19 @@ struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, p->body ? p->body : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+    if (post) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, p->body ? p->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+    } else if (head) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+    if (r->hdrs) {
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(p->connect_timeout_ms ? p->connect_timeout_ms : 5000));

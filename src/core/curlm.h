@@ -18,7 +18,9 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define CURLM_BODY_KEEP 1024 /* bytes of the answer kept for the callback */
+#define CURLM_BODY_KEEP 1024 /* bytes of the answer kept by default */
+#define CURLM_BODY_MAX (1u << 20) /* the largest body_max */
+#define CURLM_HDR_KEEP 1024 /* bytes kept of each captured response header */
 #define CURLM_ERR_CANCELLED (-1) /* curl_code of a request curlm_stop ended */
 
 struct curlm;
@@ -35,14 +37,24 @@ struct curlm_post {
     const char *ca_file;            /* extra trusted roots (PEM), or NULL */
     bool insecure;                  /* no certificate or host name check */
     const struct sockaddr_storage *pin_addr; /* NULL = resolve the host */
+    const char *method;             /* NULL or "POST" (the body is sent), "GET", "HEAD" */
+    size_t body_max;                /* bytes of the answer kept; 0 = CURLM_BODY_KEEP,
+                                       at most CURLM_BODY_MAX */
+    bool keep_headers;              /* capture Location, Replay-Nonce, Link, Retry-After,
+                                       Content-Type of the answer */
 };
 
 struct curlm_result {
     long status;        /* HTTP status, 0 when no answer came */
     int curl_code;      /* CURLE_OK (0), a CURLcode, or CURLM_ERR_CANCELLED */
     const char *error;  /* "" or why (curl's error text) */
-    const char *body;   /* the first CURLM_BODY_KEEP bytes of the answer */
+    const char *body;   /* the first body_max bytes of the answer */
     size_t body_len;
+    bool body_truncated; /* the answer was longer than body_max */
+    /* with keep_headers (else ""): the last value of each header, cut at
+     * CURLM_HDR_KEEP - 1 bytes; Link: every value joined with ", " */
+    const char *location, *replay_nonce, *link, *content_type;
+    long retry_after;   /* seconds (delta form only), -1 when absent */
 };
 typedef void (*curlm_cb)(void *ud, const struct curlm_result *r);
 
@@ -52,8 +64,9 @@ struct curlm *curlm_start(uv_loop_t *loop, const char **why);
  * the sockets and handles; the memory goes once libuv closed them. */
 void curlm_stop(struct curlm *m);
 
-/* Starts a POST; cb runs exactly once, later (never inside this call).
- * Returns NULL (cb will not run) on bad arguments or memory. */
+/* Starts the request (a POST unless p->method says otherwise); cb runs
+ * exactly once, later (never inside this call). Returns NULL (cb will not
+ * run) on bad arguments or memory. */
 struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_cb cb,
                              void *ud);
 /* At most n connections per host (0 = no limit, the default); requests

@@ -75,6 +75,11 @@ static const struct {
     [M_PUSH_COALESCED] = {"push_coalesced",
                           "Deliveries that added no notification: one was pending for the token",
                           NULL},
+    [M_ACME_ORDER_VALID] = {"acme_orders_total{result=\"valid\"}",
+                            "ACME certificate orders by outcome", "acme_orders_total"},
+    [M_ACME_ORDER_FAILED] = {"acme_orders_total{result=\"failed\"}", NULL, "acme_orders_total"},
+    [M_ACME_ORDER_REFUSED] = {"acme_orders_total{result=\"refused\"}", NULL,
+                              "acme_orders_total"},
 };
 
 static const struct {
@@ -89,6 +94,10 @@ static const struct {
     [G_ACCOUNTS] = {"accounts", "Accounts known to the server"},
     [G_QUEUE_OLDEST_AGE] = {"queue_oldest_age_seconds", "Age of the oldest queued message"},
     [G_PUSH_QUEUE_LENGTH] = {"push_queue_length", "Push notifications waiting (files)"},
+    [G_ACME_CERT_EXPIRY] = {"acme_certificate_expiry_seconds",
+                            "Unix time the served certificate expires (ACME mode)"},
+    [G_ACME_NEXT_RENEWAL] = {"acme_next_renewal_seconds",
+                             "Unix time of the next ACME order attempt"},
 };
 
 /* Histogram bucket bounds in microseconds. */

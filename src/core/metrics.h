@@ -58,6 +58,9 @@ enum metric_counter {
     M_PUSH_RETRIES,           /* push_retries: attempts failed and scheduled again */
     M_PUSH_DROPS,             /* push_drops: items given up (5 attempts or 5 h) */
     M_PUSH_COALESCED,         /* push_coalesced: deliveries to a token already pending */
+    M_ACME_ORDER_VALID,       /* acme_orders_total{result=...}: certificate orders by outcome */
+    M_ACME_ORDER_FAILED,      /* error: network, ACME error, invalid challenge (retried) */
+    M_ACME_ORDER_REFUSED,     /* not attempted: a CAA accounturi binds another account */
     M_COUNTER_COUNT
 };
 
@@ -71,6 +74,8 @@ enum metric_gauge {
     G_ACCOUNTS,     /* account dirs with a password file: counted at start, then +/- */
     G_QUEUE_OLDEST_AGE, /* seconds since the oldest queued message arrived (runner, 1 s) */
     G_PUSH_QUEUE_LENGTH, /* files in <mailboxes_dir>/pending_notifications */
+    G_ACME_CERT_EXPIRY,  /* Unix time the served ACME-mode certificate expires */
+    G_ACME_NEXT_RENEWAL, /* Unix time of the ACME client's next order attempt */
     G_GAUGE_COUNT
 };
 

@@ -270,6 +270,10 @@ static void tls_handshake_cb(void *ud)
             c->ops->starttls_done(c->sess);
         return;
     }
+    if (strcmp(tls_conn_alpn(c->tls), TLS_ALPN_ACME) == 0) {
+        conn_close(c); /* RFC 8737 §3: the validation is the handshake itself */
+        return;
+    }
     open_session(c, kind_proto((enum listener_kind)c->kind, tls_conn_alpn(c->tls)));
 }
 

@@ -39,7 +39,10 @@ struct tls_server {
     SSL_CTX *ctx[N_POLICIES];
     enum tls_mode mode;
     char *cert_path, *key_path;
-    char *state_dir, *domain, *ipv4; /* self-signed mode only */
+    char *state_dir, *domain, *ipv4; /* self-signed and ACME modes */
+    char in_use[LIM_TLS_PATH];       /* the certificate file the contexts serve */
+    tls_acme_lookup acme_lookup;     /* tls-alpn-01 challenge certificates */
+    void *acme_ud;
 };
 
 /* Client sessions kept for resumption, per "v:" or "a:" (verified or not)
@@ -154,10 +157,47 @@ static bool alpn_is_mail(const unsigned char *p, size_t n)
     return alpn_is(p, n, "smtp") || alpn_is(p, n, "imap");
 }
 
-/* ClientHello callback (HTTPS policy): ALPN "smtp"/"imap" needs TLS 1.3. */
+/* The host_name of a ClientHello's SNI extension into name ("" when
+ * absent or malformed). */
+static void hello_sni(SSL *s, char *name, size_t cap)
+{
+    const unsigned char *p;
+    size_t len;
+    name[0] = '\0';
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5)
+        return;
+    size_t list = (size_t)p[0] << 8 | p[1];
+    if (list + 2 > len || p[2] != TLSEXT_NAMETYPE_host_name)
+        return;
+    size_t n = (size_t)p[3] << 8 | p[4];
+    if (n + 5 > len || n == 0 || n >= cap || memchr(p + 5, '\0', n))
+        return;
+    memcpy(name, p + 5, n);
+    name[n] = '\0';
+}
+
+/* tls-alpn-01 (RFC 8737 §3): a ClientHello offering "acme-tls/1" gets the
+ * challenge certificate for its SNI name, or fails when there is none (the
+ * real certificate is never presented under acme-tls/1). */
+static int hello_acme(SSL *s, struct tls_server *ts, int *al)
+{
+    char name[LIM_TLS_HOST];
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    hello_sni(s, name, sizeof name);
+    if (!name[0] || !ts || !ts->acme_lookup || !ts->acme_lookup(ts->acme_ud, name, &cert, &key) ||
+        SSL_use_certificate(s, cert) != 1 || SSL_use_PrivateKey(s, key) != 1) {
+        ERR_clear_error();
+        *al = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* ClientHello callback (HTTPS policy): ALPN "smtp"/"imap" needs TLS 1.3;
+ * "acme-tls/1" is answered with a challenge certificate. */
 static int hello_cb(SSL *s, int *al, void *arg)
 {
-    (void)al, (void)arg;
     const unsigned char *p;
     size_t len;
     if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
@@ -169,6 +209,8 @@ static int hello_cb(SSL *s, int *al, void *arg)
         size_t n = p[0];
         if (n + 1 > len)
             break;
+        if (alpn_is(p + 1, n, TLS_ALPN_ACME))
+            return hello_acme(s, arg, al);
         if (alpn_is_mail(p + 1, n)) {
             SSL_set_min_proto_version(s, TLS1_3_VERSION);
             break;
@@ -179,7 +221,8 @@ static int hello_cb(SSL *s, int *al, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-/* ALPN (HTTPS policy): the client's first of "smtp", "imap", "http/1.1". */
+/* ALPN (HTTPS policy): the client's first of "smtp", "imap", "http/1.1",
+ * or "acme-tls/1" (hello_cb installed the challenge certificate). */
 static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -188,7 +231,8 @@ static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
         unsigned int n = in[0];
         if (n + 1 > inlen)
             break;
-        if (alpn_is_mail(in + 1, n) || alpn_is(in + 1, n, "http/1.1")) {
+        if (alpn_is_mail(in + 1, n) || alpn_is(in + 1, n, "http/1.1") ||
+            alpn_is(in + 1, n, TLS_ALPN_ACME)) {
             *out = in + 1;
             *outlen = (unsigned char)n;
             return SSL_TLSEXT_ERR_OK;
@@ -206,7 +250,8 @@ static int sni_cb(SSL *s, int *al, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static SSL_CTX *server_ctx(enum tls_policy policy, const struct tls_pair *pair)
+static SSL_CTX *server_ctx(struct tls_server *ts, enum tls_policy policy,
+                           const struct tls_pair *pair)
 {
     SSL_CTX *c = SSL_CTX_new(TLS_server_method());
     if (!c)
@@ -218,7 +263,7 @@ static SSL_CTX *server_ctx(enum tls_policy policy, const struct tls_pair *pair)
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_tlsext_servername_callback(c, sni_cb);
     if (policy == TLS_POLICY_HTTPS) {
-        SSL_CTX_set_client_hello_cb(c, hello_cb, NULL);
+        SSL_CTX_set_client_hello_cb(c, hello_cb, ts);
         SSL_CTX_set_alpn_select_cb(c, alpn_cb, NULL);
     }
     if (SSL_CTX_set_min_proto_version(c, min) != 1 || SSL_CTX_set_dh_auto(c, 1) != 1 ||
@@ -237,27 +282,65 @@ static void free_ctxs(SSL_CTX **ctx)
     }
 }
 
-/* Loads (or, self-signed, first creates) the pair and builds all contexts. */
-static int build_ctxs(const struct tls_server *ts, SSL_CTX **ctx, char *err, size_t errlen)
+int tls_acme_paths(const char *state_dir, char *cert, char *key, size_t len)
 {
-    if (ts->mode == TLS_MODE_SELF &&
-        tls_selfsigned_ensure(ts->state_dir, ts->cert_path, ts->key_path, ts->domain, ts->ipv4,
-                              err, errlen) < 0)
+    int a = snprintf(cert, len, "%s/acme/live/fullchain", state_dir);
+    int b = snprintf(key, len, "%s/acme/live/privkey", state_dir);
+    return a > 0 && b > 0 && (size_t)a < len && (size_t)b < len ? 0 : -1;
+}
+
+/* ACME mode: our own issued pair (<state_dir>/acme/live/), else acmetool's
+ * (cfg's paths), else the temporary self-signed one (created when missing)
+ * until the ACME client has a certificate. */
+static int load_acme_pair(struct tls_server *ts, struct tls_pair *pair, char *used, size_t ulen,
+                          char *err, size_t errlen)
+{
+    char cert[LIM_TLS_PATH], key[LIM_TLS_PATH], why[512];
+    if (tls_acme_paths(ts->state_dir, cert, key, sizeof cert) == 0 &&
+        tls_pair_load(pair, cert, key, why, sizeof why) == 0)
+        return snprintf(used, ulen, "%s", cert), 0;
+    if (tls_pair_load(pair, ts->cert_path, ts->key_path, why, sizeof why) == 0)
+        return snprintf(used, ulen, "%s", ts->cert_path), 0;
+    if (tls_selfsigned_paths(ts->state_dir, cert, key, sizeof cert) < 0) {
+        tls_set_err(err, errlen, "state_dir too long");
         return -1;
+    }
+    if (tls_selfsigned_ensure(ts->state_dir, cert, key, ts->domain, NULL, err, errlen) < 0 ||
+        tls_pair_load(pair, cert, key, err, errlen) < 0)
+        return -1;
+    return snprintf(used, ulen, "%s", cert), 0;
+}
+
+/* Loads (or, self-signed, first creates) the pair and builds all contexts. */
+static int build_ctxs(struct tls_server *ts, SSL_CTX **ctx, char *err, size_t errlen)
+{
     struct tls_pair pair;
-    if (tls_pair_load(&pair, ts->cert_path, ts->key_path, err, errlen) < 0)
-        return -1;
+    char used[LIM_TLS_PATH];
+    if (ts->mode == TLS_MODE_ACME) {
+        if (load_acme_pair(ts, &pair, used, sizeof used, err, errlen) < 0)
+            return -1;
+    } else {
+        if (ts->mode == TLS_MODE_SELF &&
+            tls_selfsigned_ensure(ts->state_dir, ts->cert_path, ts->key_path, ts->domain,
+                                  ts->ipv4, err, errlen) < 0)
+            return -1;
+        if (tls_pair_load(&pair, ts->cert_path, ts->key_path, err, errlen) < 0)
+            return -1;
+        snprintf(used, sizeof used, "%s", ts->cert_path);
+    }
     int r = 0;
     for (int i = 0; i < N_POLICIES && r == 0; i++) {
-        ctx[i] = server_ctx((enum tls_policy)i, &pair);
+        ctx[i] = server_ctx(ts, (enum tls_policy)i, &pair);
         if (!ctx[i]) {
-            tls_set_err(err, errlen, "cannot use certificate %s: %s", ts->cert_path,
+            tls_set_err(err, errlen, "cannot use certificate %s: %s", used,
                     tls_ossl_reason("out of memory"));
             free_ctxs(ctx);
             r = -1;
         }
     }
     tls_pair_free(&pair);
+    if (r == 0)
+        snprintf(ts->in_use, sizeof ts->in_use, "%s", used);
     return r;
 }
 
@@ -283,6 +366,15 @@ static int server_paths(struct tls_server *ts, const struct config *cfg, char *e
         if (!oom && (!ts->cert_path || !ts->key_path)) {
             tls_set_err(err, errlen, "no certificate or key path configured");
             return -1;
+        }
+        if (ts->mode == TLS_MODE_ACME) {
+            ts->state_dir = dup_or_null(cfg->state_dir ? cfg->state_dir : "/var/lib/chatmaild",
+                                        &oom);
+            ts->domain = dup_or_null(cfg->mail_domain, &oom);
+            if (!oom && (!ts->domain || strlen(ts->state_dir) + 32 > LIM_TLS_PATH)) {
+                tls_set_err(err, errlen, "no mail_domain, or state_dir too long");
+                return -1;
+            }
         }
     } else {
         char cert[LIM_TLS_PATH], key[LIM_TLS_PATH];
@@ -339,6 +431,14 @@ int tls_server_reload(struct tls_server *ts, char *err, size_t errlen)
     memcpy(ts->ctx, fresh, sizeof fresh);
     return 0;
 }
+
+void tls_server_set_acme(struct tls_server *ts, tls_acme_lookup lookup, void *ud)
+{
+    ts->acme_lookup = lookup;
+    ts->acme_ud = ud;
+}
+
+const char *tls_server_cert_in_use(const struct tls_server *ts) { return ts->in_use; }
 
 void tls_server_free(struct tls_server *ts)
 {

@@ -11,7 +11,9 @@
  * from the configured certificate mode (§1.3 "Derived TLS settings"):
  * external (tls_external_cert_and_key), self-signed (domain starting with
  * `_` or an IPv4 literal: EC P-256, generated once into <state_dir>/tls/),
- * or ACME (/var/lib/acme/live/<domain>/{fullchain,privkey}). Reloading
+ * or ACME (the ACME client's <state_dir>/acme/live/{fullchain,privkey}, else
+ * acmetool's <acme_acmetool_dir>/live/<domain>/{fullchain,privkey}, else a
+ * temporary self-signed certificate until the client has one). Reloading
  * builds new contexts; connections already open keep the ones they started
  * with, so nothing is dropped. */
 #ifndef CM_CORE_TLS_H
@@ -22,6 +24,8 @@
 #include <stdint.h>
 
 struct config;
+struct evp_pkey_st;
+struct x509_st;
 struct tls_server;
 struct tls_client;
 struct tls_conn;
@@ -49,6 +53,23 @@ int tls_server_new(struct tls_server **out, const struct config *cfg, char *err,
 /* Re-reads certificate and key (SIGHUP). On failure the old contexts stay. */
 int tls_server_reload(struct tls_server *ts, char *err, size_t errlen);
 void tls_server_free(struct tls_server *ts);
+/* The certificate file the current contexts were built from. */
+const char *tls_server_cert_in_use(const struct tls_server *ts);
+
+/* ACME mode: where the ACME client stores the certificate it obtained
+ * (<state_dir>/acme/live/fullchain and .../privkey). 0, or -1 (too long). */
+int tls_acme_paths(const char *state_dir, char *cert, char *key, size_t len);
+
+/* tls-alpn-01 (RFC 8737): on the HTTPS policy a ClientHello offering ALPN
+ * "acme-tls/1" is answered with the certificate the lookup returns for its
+ * SNI name (borrowed: it stays valid until the lookup is called again or
+ * unset), or fails the handshake when it returns false. The connection's
+ * ALPN then reads "acme-tls/1" and the owner closes it after the handshake.
+ * Loop thread only. */
+#define TLS_ALPN_ACME "acme-tls/1"
+typedef bool (*tls_acme_lookup)(void *ud, const char *name, struct x509_st **cert,
+                                struct evp_pkey_st **key);
+void tls_server_set_acme(struct tls_server *ts, tls_acme_lookup lookup, void *ud);
 
 /* Client side (outbound SMTP, HTTPS): trust anchors from the system store
  * plus ca_file when it is not NULL (a missing or bad ca_file is an error).

@@ -17,7 +17,10 @@ answers to POST /mxdeliv by status, and the outbound queue runner
 (deliveries by path and outcome, DNS failures, the oldest message's age,
 SMTP deliveries on new and reused connections),
 and push notifications (requests by answer, retries, drops, coalesced
-deliveries, pending items, delivery -> answer latency)."""
+deliveries, pending items, delivery -> answer latency), and the ACME
+client against Pebble (orders by result, certificate expiry, next renewal;
+Pebble down at renewal time: the failure is retried and the old
+certificate stays)."""
 import imaplib
 import os
 import re
@@ -52,6 +55,8 @@ COVERS = {
                                               "outbound_deliveries"},
     "test_push_metrics": {"push_requests", "push_retries", "push_drops", "push_coalesced",
                           "push_queue_length", "push_latency_seconds"},
+    "test_acme_metrics": {"acme_orders_total", "acme_certificate_expiry_seconds",
+                          "acme_next_renewal_seconds"},
     "test_expiry_pass_metrics": {"chatmail_storage_bytes", "chatmail_messages_bytes",
                                  "chatmail_messages_count", "chatmail_accounts",
                                  "chatmail_accounts_active", "accounts"},
@@ -347,6 +352,58 @@ def test_push_metrics(server, test_ca):
         t.done()
     finally:
         ep.stop()
+
+
+def http_metrics_text(srv):
+    import http.client
+    c = http.client.HTTPConnection(HOST, srv.port("http"), timeout=cmtest.TIMEOUT)
+    c.request("GET", "/metrics", headers={"Host": DOMAIN})
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    assert r.status == 200, r.status
+    return text
+
+
+@pytest.mark.timeout(90)
+def test_acme_metrics(tmp_path, test_ca, monkeypatch):
+    import pebble_helpers as pb
+    from dnsserver import DnsServer
+    dns = DnsServer(pb.acme_zone())
+    http_port, https_port = cmtest.free_ports(2)
+    peb = pb.Pebble(tmp_path / "pebble", test_ca, http_port, https_port, dns.address, validity=9)
+    srv = None
+    try:
+        srv = pb.acme_server(tmp_path, test_ca, peb, {"http": http_port, "https": https_port})
+        pb.issued(srv)
+        roots = tmp_path / "roots.pem"
+        roots.write_text(open(peb.root()).read())
+        # scrapes over the http port: the 9 s certificate expires during the test
+        monkeypatch.setitem(globals(), "scrape", lambda s: parse(http_metrics_text(s)))
+        t = Tracker(srv, "test_acme_metrics")
+        assert t.value('acme_orders_total{result="valid"}') == 1
+        expiry, next_at = t.value("acme_certificate_expiry_seconds"), t.value("acme_next_renewal_seconds")
+        assert time.time() < next_at < expiry
+        old = pb.peer_cert(srv.port("imaps"), str(roots))
+        peb.stop()  # down at renewal time
+        t.expect({'acme_orders_total{result="failed"}': 1}, timeout=20)
+        assert t.value("acme_next_renewal_seconds") > next_at  # the retry, later
+        t.covered.add("acme_next_renewal_seconds")
+        assert "the current certificate stays, retry in 5 s" in srv.log_text()
+        assert pb.peer_cert(srv.port("imaps"), verify=False) == old, "old certificate kept"
+        peb.start()  # a new CA: its root joins the trusted ones
+        roots.write_text(roots.read_text() + open(peb.root()).read())
+        t.expect({'acme_orders_total{result="valid"}': 1}, timeout=30)
+        assert t.value("acme_certificate_expiry_seconds") > expiry
+        t.covered.add("acme_certificate_expiry_seconds")
+        assert pb.peer_cert(srv.port("imaps"), verify=False) != old
+        t.done()
+        assert srv.stop() == 0, srv.log_tail()
+    finally:
+        if srv:
+            srv.stop()
+        peb.stop()
+        dns.stop()
 
 
 def plant_old_messages(srv, address, n, size):

@@ -577,8 +577,30 @@ TEST(queue_keys)
     expect_error("mxdeliv_port = 70000", "mxdeliv_port", "70000", NULL);
 }
 
+TEST(acme_keys)
+{
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\n"), 0);
+    CHECK_STR_EQ(cfg.acme_directory_url, "https://acme-v02.api.letsencrypt.org/directory");
+    CHECK_STR_EQ(cfg.acme_challenge, "http-01 tls-alpn-01");
+    CHECK_STR_EQ(cfg.acme_acmetool_dir, "/var/lib/acme");
+    CHECK_STR_EQ(cfg.tls_cert_path, "/var/lib/acme/live/chat.example.org/fullchain");
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\nacme_challenge = tls-alpn-01\n"
+                       "acme_acmetool_dir = /srv/acme\n"
+                       "acme_directory_url = https://127.0.0.1:14000/dir\n"), 0);
+    CHECK_STR_EQ(cfg.acme_challenge, "tls-alpn-01");
+    CHECK_STR_EQ(cfg.tls_key_path, "/srv/acme/live/chat.example.org/privkey");
+    CHECK_STR_EQ(cfg.acme_directory_url, "https://127.0.0.1:14000/dir");
+    const char *reason = "must list http-01 and/or tls-alpn-01 (preference order)";
+    expect_error("acme_challenge = dns-01", "acme_challenge", "dns-01", reason);
+    expect_error("acme_challenge = http-01 dns-01", "acme_challenge", "http-01 dns-01", reason);
+    expect_error("acme_challenge =", "acme_challenge", "", reason);
+    expect_error("acme_directory_url = http://ca.example/dir", "acme_directory_url",
+                 "http://ca.example/dir", "must be an https:// URL");
+}
+
 int main(void)
 {
+    RUN(acme_keys);
     RUN(read_config_basic_using_defaults);
     RUN(own_keys_defaults);
     RUN(size_strings);
