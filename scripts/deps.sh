@@ -28,6 +28,7 @@ TEST_PKGS=(
   postfix                                         # MX interop peer + bench reference (debconf: "No configuration")
   opendkim opendkim-tools                         # DKIM milter (signing and verifying) for the Postfix peers, opendkim-genkey/-testkey
   pebble                                          # ACME test CA for test_acme.py (http-01, tls-alpn-01, renewal)
+  knot                                            # authoritative DNS for tests/interop/test_dns_knot.py (`dns --check`)
   gpg gpgconf gpg-agent                           # an OpenPGP key for an outside contact (test_deltachat_dsn.py); key generation needs the agent (a Recommends of gpg)
 )
 FRESH_PKGS=(mmdebstrap git)
