@@ -71,8 +71,9 @@ struct curlm_req *curlm_post(struct curlm *m, const struct curlm_post *p, curlm_
                              void *ud);
 /* At most n connections per host (0 = no limit, the default); requests
  * beyond wait inside curl for a free one (HTTP/2 multiplexes them over
- * one connection anyway). Each new connection costs a TLS handshake and,
- * with a ca_file, a load of the system roots on the loop thread. */
+ * one connection anyway). Each new connection costs a TLS handshake; the
+ * trust store for a ca_file (system roots + the file) is built once and
+ * shared, and built again only when the file changes. */
 void curlm_set_max_host_connections(struct curlm *m, long n);
 /* Requests in flight. */
 size_t curlm_pending(const struct curlm *m);

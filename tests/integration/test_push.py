@@ -25,7 +25,9 @@ HTTPS on loopback with a test-CA certificate; tls_ca_file is the test CA).
     a restart;
   - an item file older than 5 h found at start: dropped without a request;
   - an HTTP/2-only endpoint (python3-h2): five notifications are five
-    concurrent streams of one TLS connection.
+    concurrent streams of one TLS connection;
+  - tls_ca_file replaced by a file with the right CA after a failed
+    certificate check: the retry uses the new file.
 """
 import http.client
 import socket
@@ -364,3 +366,27 @@ def test_http2_one_connection_multiplexed(server, test_ca):
         assert not any(t in srv.log_text() for t in toks)
     finally:
         ep.stop()
+
+
+def test_ca_file_replaced_is_read_again(server, test_ca, endpoint, tmp_path):
+    """The trust store built from tls_ca_file is shared by all connections
+    and built again when the file changes: with another CA's certificate in
+    the file the endpoint's certificate fails (no request reaches it, the
+    attempt is retried); once the right CA is put there (new file renamed
+    over it) the retry goes through."""
+    other = cmtest.TestCA(tmp_path / "otherca")
+    ca = tmp_path / "roots.pem"
+    ca.write_bytes(other.crt.read_bytes())
+    ep = endpoint()
+    srv = push_server(server, test_ca, ep, scale=0.125, extra={"tls_ca_file": str(ca)})
+    set_tokens(srv, BOB, [TOK])
+    send(srv, ALICE, BOB)
+    cmtest.poll(lambda: "attempt 1 failed (status 0)" in srv.log_text(),
+                what="the first attempt refused by the certificate check")
+    assert ep.count() == 0
+    new = tmp_path / "roots.new"
+    new.write_bytes(test_ca.crt.read_bytes())
+    new.rename(ca)
+    got = settle(ep, 1)
+    assert len(got) == 1 and got[0].body == TOK.encode()
+    cmtest.poll(lambda: pending(srv) == [], what="done after the retry")
