@@ -103,11 +103,15 @@ class SmtpPeer:
             threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _ctx(self):
-        # one context per peer, so that session tickets resume
-        if getattr(self, "ssl_ctx", None) is None:
-            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ssl_ctx.load_cert_chain(*self.cert)
-        return self.ssl_ctx
+        # one context per peer, so that session tickets resume; made under
+        # the lock and published only with its certificate loaded (threads
+        # handshaking at once saw a context without one: "no shared cipher")
+        with self.lock:
+            if getattr(self, "ssl_ctx", None) is None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.cert)
+                self.ssl_ctx = ctx
+            return self.ssl_ctx
 
     def _ehlo(self, c, tls):
         caps = ["peer.test"]

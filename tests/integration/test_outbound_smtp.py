@@ -349,7 +349,7 @@ def test_smtp_connections_per_host_bounded(server, test_ca, keys):
         assert sorted(ids(smtp)) == sorted(mid(i) for i in range(n))
         assert smtp.max_open == 20, smtp.max_open  # reached, never passed
         assert len(smtp.sessions) < n  # the waiting ones rode freed connections
-        assert "deferred for" not in r1.log_text()
+        assert "deferred for" not in r1.log_text(), [s.get("tls_error") for s in smtp.sessions if s.get("tls_error")]
     finally:
         smtp.stop()
         dns.stop()
