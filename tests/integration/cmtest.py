@@ -306,6 +306,13 @@ class Server:
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, text, timeout=TIMEOUT):
+        """Waits until the log holds `text`: a server logs an outcome after
+        the effect a test observes (a peer stores the message, then the
+        sender writes "delivered"), so asserting at once races the log."""
+        return poll(lambda: text in self.log_text(), timeout=timeout,
+                    what=f"{text!r} in the server log")
+
     def run_log(self):
         """What the current run wrote."""
         try:
