@@ -28,6 +28,7 @@ from dnslib import AAAA, MX, QTYPE, RCODE, RD, RR, TXT, A, DNSRecord
 class DnsServer:
     def __init__(self, zone=None, host="127.0.0.1", port=0):
         self.zone = {k.lower().rstrip("."): v for k, v in (zone or {}).items()}
+        self.host = host
         self.behave = {}
         self.queries = []
         self.lock = threading.Lock()
@@ -74,7 +75,7 @@ class DnsServer:
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def set(self, name, rtype, values):
         self.zone.setdefault(name.lower().rstrip("."), {})[rtype] = values
