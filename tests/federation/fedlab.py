@@ -16,11 +16,12 @@
            published in DNS, MX and A records; `_` domains run self-signed
            (chatmail lets relays skip certificate checks for them).
 
-Address plan (fixed: the DNS zone and the peers' configs name them):
+Address plan (N = $CM_FED_NET, default 0; the DNS zone, hosts file and the
+peers' configs name these):
 
-  127.0.53.53  DNS                 127.0.3.1  postfix.test
-  127.0.1.1    relay1.test         127.0.4.1  exim.test
-  127.0.2.1    relay2.test         127.0.5.1  _selfsigned.test
+  127.N.53.53  DNS                 127.N.3.1  postfix.test
+  127.N.1.1    relay1.test         127.N.4.1  exim.test
+  127.N.2.1    relay2.test         127.N.5.1  _selfsigned.test
 
     net = Internet(tmp_path, server, test_ca)
     r1 = net.add_relay("relay1.test")
@@ -39,9 +40,13 @@ import cmtest
 import mx_helpers
 from dnsserver import DnsServer
 
-DNS_IP = "127.0.53.53"
-IPS = {"relay1.test": "127.0.1.1", "relay2.test": "127.0.2.1", "postfix.test": "127.0.3.1",
-       "exim.test": "127.0.4.1", "_selfsigned.test": "127.0.5.1"}
+# CM_FED_NET=N moves the whole plan to 127.N.x.y, so that two runs on one
+# machine (two worktrees) do not fight over the same addresses and ports.
+NET = int(os.environ.get("CM_FED_NET", "0"))
+DNS_IP = f"127.{NET}.53.53"
+IPS = {"relay1.test": f"127.{NET}.1.1", "relay2.test": f"127.{NET}.2.1",
+       "postfix.test": f"127.{NET}.3.1", "exim.test": f"127.{NET}.4.1",
+       "_selfsigned.test": f"127.{NET}.5.1"}
 PASSWORD = "password1234"
 STD_PORTS = {"smtp": 25, "submissions": 465, "submission": 587, "imaps": 993, "imap": 143,
              "https": 443, "http": 80}
