@@ -16,6 +16,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev llvm
   libc-ares-dev libcurl4-openssl-dev zlib1g-dev libqrencode-dev libcrypt-dev)
 TEST_PKGS=(
   python3 python3-pytest python3-pytest-timeout   # pytest + per-test deadlines
+  python3-pytest-xdist                            # integration tests on every core (scripts/test.sh -n)
   openssl curl procps iproute2 util-linux mount ca-certificates
   swaks libnet-ssleay-perl libio-socket-ssl-perl  # swaks: STARTTLS/TLS need Net::SSLeay
   chromium fonts-liberation libnss3-tools zbar-tools  # headless browser test (certutil, zbarimg)

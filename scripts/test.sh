@@ -21,7 +21,13 @@ run_suite() {   # $1 = build dir
   step "unit tests ($dir)"
   (cd "$dir" && ctest --output-on-failure -j "$(nproc)") || fail=1
   step "integration tests ($dir)"
-  CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration || fail=1
+  # one pytest worker per core (python3-pytest-xdist): most of a test's
+  # time is waiting on a server, a peer or a deadline, so two run side by
+  # side in about half the wall time. Every test has its own server, ports
+  # and directory. --basetemp keeps paths short: libinih cuts config lines
+  # at 200 characters, and xdist puts the worker's name into every path.
+  CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    -n "$(nproc)" --basetemp="$(mktemp -d)" tests/integration || fail=1
   step "interop tests: Delta Chat, mbsync, offlineimap ($dir)"
   CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/interop || fail=1
 }
@@ -73,7 +79,8 @@ if [ -z "${CM_SKIP_TSAN:-}" ]; then
   (cd build-tsan && ctest --output-on-failure -j "$(nproc)") || fail=1
   step "integration tests on worker paths (build-tsan)"
   (cd tests/integration && CM_PIPELINE_SESSIONS=20 CM_SERVER_BIN="$PWD/../../build-tsan/chatmaild-server" \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider "${TSAN_TESTS[@]}") || fail=1
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$(nproc)" --basetemp="$(mktemp -d)" \
+    "${TSAN_TESTS[@]}") || fail=1
   step "imap stress, 10 clients x 15 s (build-tsan)"
   /usr/bin/python3 tests/stress/imap_stress.py --seconds 15 --bin build-tsan/chatmaild-server \
     || fail=1

@@ -41,8 +41,11 @@ import mx_helpers
 from dnsserver import DnsServer
 
 # CM_FED_NET=N moves the whole plan to 127.N.x.y, so that two runs on one
-# machine (two worktrees) do not fight over the same addresses and ports.
-NET = int(os.environ.get("CM_FED_NET", "0"))
+# machine (two worktrees) do not fight over the same addresses and ports;
+# under pytest-xdist each worker gets its own (gw0 -> 10, gw1 -> 11, ...).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+NET = int(os.environ.get("CM_FED_NET") or
+          (10 + int(_WORKER[2:]) if _WORKER.startswith("gw") else 0))
 DNS_IP = f"127.{NET}.53.53"
 IPS = {"relay1.test": f"127.{NET}.1.1", "relay2.test": f"127.{NET}.2.1",
        "postfix.test": f"127.{NET}.3.1", "exim.test": f"127.{NET}.4.1",
