@@ -46,8 +46,13 @@ def ensure_client():
     if not shutil.which("npm"):
         return "needs npm to install @deltachat/stdio-rpc-server"
     os.makedirs(CACHE, exist_ok=True)
-    r = subprocess.run(["npm", "install", "--prefix", CACHE, "--no-audit", "--no-fund", *PKGS],
-                       capture_output=True, text=True, timeout=600)
+    import fcntl
+    with open(os.path.join(CACHE, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers: one installs, the others wait
+        if os.access(BINARY, os.X_OK):
+            return None
+        r = subprocess.run(["npm", "install", "--prefix", CACHE, "--no-audit", "--no-fund", *PKGS],
+                           capture_output=True, text=True, timeout=600)
     if r.returncode != 0 or not os.access(BINARY, os.X_OK):
         return f"npm install {' '.join(PKGS)} failed: {r.stderr[-500:]}"
     return None
