@@ -145,4 +145,13 @@ class DnsServer:
     def stop(self):
         self.tcp.shutdown()
         self.tcp.server_close()
+        # close() alone leaves the port bound while the UDP thread sits in
+        # recvfrom (the call holds the socket): shutdown wakes it (ENOTCONN
+        # is expected for UDP), so a server on a fixed port (fedlab's :53)
+        # can be made again at once by the next test
+        try:
+            self.udp.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.udp.close()
+        self.threads[0].join(5)
