@@ -48,6 +48,16 @@ PEERS = {"postfix": (mtapeers.PostfixPeer, mtapeers.missing_postfix),
          "exim": (mtapeers.EximPeer, mtapeers.missing_exim)}
 
 
+def _say(request, line):
+    """A line on the terminal now (not captured): the peers' start times."""
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if capman is None:
+        print(line)
+        return
+    with capman.global_and_fixture_disabled():
+        print(f"\n{line}")
+
+
 @pytest.fixture(scope="module", params=sorted(PEERS))
 def peer(request, test_ca):
     cls, missing = PEERS[request.param]
@@ -59,19 +69,15 @@ def peer(request, test_ca):
     failed = False
     try:
         p.start()
-        line = f"{p.kind} peer ({p.domain} {p.ip}) started in {p.start_seconds:.2f} s"
-        capman = request.config.pluginmanager.get_plugin("capturemanager")
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"\n{line}")
-        else:
-            print(line)
+        _say(request, f"{p.kind} peer ({p.domain} {p.ip}) started in {p.start_seconds:.2f} s")
         yield p
     except BaseException:
         failed = True
         raise
     finally:
+        t0 = time.monotonic()
         p.stop()
+        _say(request, f"{p.kind} peer stopped in {time.monotonic() - t0:.2f} s")
         if not failed and not request.session.testsfailed:
             shutil.rmtree(wd, ignore_errors=True)
 
