@@ -2,9 +2,9 @@
 each a mail host of the fedlab internet on its own loopback address:
 
   postfix.test  fedlab.IPS["postfix.test"]  Debian Postfix 3.7 (no systemd)
-                + OpenDKIM as milter (Mode sv: signs mail injected on the
-                peer's own address with d=postfix.test, verifies everything
-                else and writes Authentication-Results)
+                + OpenDKIM as milter (Mode sv: signs what send() injects
+                with d=postfix.test, verifies everything else and writes
+                Authentication-Results)
   exim.test     fedlab.IPS["exim.test"]     Exim 4.96 unpacked by
                 scripts/deps.sh into /var/cache/chatmaild-tests/exim;
                 built-in DKIM: the smtp transport signs d=exim.test, the
@@ -18,7 +18,9 @@ domains routed by MX through the lab DNS (a resolv.conf bind-mounted over
 TLS required and verified against the test CA (Postfix
 `smtp_tls_security_level = secure`, Exim `hosts_require_tls` +
 `tls_verify_cert_hostnames`). Port 443 of the peers is closed, so a relay
-delivering to them falls back from /mxdeliv to SMTP.
+delivering to them falls back from /mxdeliv to SMTP. The peer's address is
+put on lo while it runs (Postfix needs that); relays then connect from it,
+so the one trusted client, INJECT_IP = 127.0.0.1 (send()), is never a relay.
 
     peer = PostfixPeer(workdir(), test_ca)    # or EximPeer(...)
     peer.start()                              # peer.start_seconds
@@ -576,7 +578,6 @@ class EximPeer(_Peer):
         self.spool = self.dir / "spool"
 
     def config(self, key, chain, dkim_key):
-        d = self.dir
         return f"""\
 primary_hostname = {self.domain}
 exim_path = {EXIM}
@@ -600,7 +601,6 @@ acl_smtp_data = acl_check_data
 tls_advertise_hosts = *
 tls_certificate = {chain}
 tls_privatekey = {key}
-# retry quickly while a test runs; give up after 10 minutes
 begin acl
 acl_check_rcpt:
   accept  hosts   = +relay_from_hosts
@@ -645,6 +645,7 @@ maildir_all:
   return_path_add
   user = Debian-exim
 begin retry
+# retry quickly while a test runs; give up after 10 minutes
 *   *   F,10m,5s
 """
 

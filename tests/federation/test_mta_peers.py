@@ -93,6 +93,8 @@ def lab(request, net, peer):
         print(f"--- {peer.kind} queue\n{peer.queue()}")
         if isinstance(peer, mtapeers.PostfixPeer):
             print(f"--- opendkim log (tail)\n{peer.dkim_log_text()[-3000:]}")
+        else:
+            print(f"--- exim paniclog\n{peer.panic_text()[-3000:]}")
         print(f"--- relay1 log (tail)\n{r1.server.log_tail(40)}")
     peer.reset()
 

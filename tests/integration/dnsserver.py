@@ -86,6 +86,8 @@ class DnsServer:
                 data, peer = self.udp.recvfrom(65535)
             except OSError:
                 return
+            if peer is None:  # woken by stop()'s shutdown
+                return
             out = self.answer(data, tcp=False)
             if out is not None:
                 try:
