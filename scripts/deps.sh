@@ -31,7 +31,38 @@ TEST_PKGS=(
   pebble                                          # ACME test CA for test_acme.py (http-01, tls-alpn-01, renewal)
   knot                                            # authoritative DNS for tests/interop/test_dns_knot.py (`dns --check`)
   gpg gpgconf gpg-agent                           # an OpenPGP key for an outside contact (test_deltachat_dsn.py); key generation needs the agent (a Recommends of gpg)
+  libidn12                                        # the one shared library the unpacked Exim (below) needs beyond the others here
 )
+# Exim peer of the federation matrix (tests/federation/mtapeers.py): Debian's
+# exim4-daemon-light conflicts with postfix (both are mail-transport-agent),
+# so its packages are unpacked with dpkg-deb -x into EXIM_DIR, never
+# installed (interop lab doc section 7). Exim runs as Debian-exim and, with
+# -C, reads the config only when /etc/exim4/trusted_configs lists it: the
+# tests bind-mount their own list over that (empty) file in a private mount
+# namespace.
+EXIM_DIR=/var/cache/chatmaild-tests/exim
+EXIM_DEBS=(exim4-daemon-light exim4-base exim4-config)
+exim_missing() {
+  [ -x "$EXIM_DIR/root/usr/sbin/exim4" ] && getent passwd Debian-exim >/dev/null &&
+    [ -f /etc/exim4/trusted_configs ] && return 1
+  return 0
+}
+install_exim() {
+  local tmp
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true  # apt-get download fetches as _apt
+  (cd "$tmp" && apt-get download -qq "${EXIM_DEBS[@]}" >/dev/null)
+  rm -rf "$EXIM_DIR/root.new"
+  mkdir -p "$EXIM_DIR/root.new"
+  for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$EXIM_DIR/root.new"; done
+  rm -rf "$tmp" "$EXIM_DIR/root"
+  mv "$EXIM_DIR/root.new" "$EXIM_DIR/root"
+  getent passwd Debian-exim >/dev/null ||
+    adduser --quiet --system --group --home /var/spool/exim4 --no-create-home \
+      --allow-bad-names Debian-exim
+  mkdir -p /etc/exim4
+  [ -f /etc/exim4/trusted_configs ] || install -m 644 /dev/null /etc/exim4/trusted_configs
+}
 FRESH_PKGS=(mmdebstrap git)
 
 want=()
@@ -53,16 +84,23 @@ done
 if [ -z "${1:-}" ] && ! { command -v node && command -v npm; } >/dev/null; then
   missing+=(nodejs npm)
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+exim=0
+[ -z "${1:-}" ] && exim_missing && exim=1
+[ ${#missing[@]} -eq 0 ] && [ $exim -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+  [ ${#missing[@]} -eq 0 ] || echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+  [ $exim -eq 0 ] || echo "deps.sh: Exim not unpacked in $EXIM_DIR (run as root)" >&2
   exit 1
 fi
-echo "deps.sh: installing ${missing[*]}" >&2
+[ ${#missing[@]} -eq 0 ] || echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # postfix asks which system instance to configure: none (the tests and the
 # bench start their own instances with `postfix -c DIR`, lab doc §2/§6)
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ $exim -eq 1 ]; then
+  echo "deps.sh: unpacking ${EXIM_DEBS[*]} into $EXIM_DIR" >&2
+  install_exim
+fi

@@ -86,6 +86,8 @@ class DnsServer:
                 data, peer = self.udp.recvfrom(65535)
             except OSError:
                 return
+            if peer is None:  # woken by stop()'s shutdown
+                return
             out = self.answer(data, tcp=False)
             if out is not None:
                 try:
@@ -145,4 +147,13 @@ class DnsServer:
     def stop(self):
         self.tcp.shutdown()
         self.tcp.server_close()
+        # close() alone leaves the port bound while the UDP thread sits in
+        # recvfrom (the call holds the socket): shutdown wakes it (ENOTCONN
+        # is expected for UDP), so a server on a fixed port (fedlab's :53)
+        # can be made again at once by the next test
+        try:
+            self.udp.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.udp.close()
+        self.threads[0].join(5)
