@@ -152,6 +152,10 @@ def test_path_smtp_untrusted_certificate(net, tmp_path):
     # (after 451 4.4.1 mxdeliv relay2.test: Failed to connect to relay2.test port 443 ...)"
     assert re.search(r": 4\d\d [.\d]+ smtp relay2\.test: TLS: .*certificate", line), line
     assert "mxdeliv relay2.test" in line and "443" in line, line
+    # relay1's SMTP client logs the same reason, and no reply code it never got
+    why = re.search(r"TLS: (.*?) \(after ", line).group(1)
+    smtpc = [x for x in r1.server.log_text().splitlines() if "smtpc relay2.test: " in x]
+    assert smtpc and all(x.endswith(f"smtpc relay2.test: tls: {why}") for x in smtpc), smtpc
     m1, m2 = r1.metrics(), r2.metrics()
     assert m1.get(out("smtp", "deferred")) == 1 and family(m1, "outbound_deliveries") == 1, m1
     assert len(r1.queued()) == 1
