@@ -29,8 +29,9 @@ Delta Chat cannot be told to trust it: with certificateChecks "strict" (and
 "automatic") the core uses rustls with its bundled webpki roots only; run
 with SSL_CERT_FILE=ca.crt and SSL_CERT_DIR=<hashed dir with ca.crt> it
 still fails with "invalid peer certificate: UnknownIssuer" (checked here
-with 2.57.0; the SSL_CERT_* strings in the binary belong to openssl-probe
-for the native-tls path; interop lab section 12 says the same). So the
+with 2.57.0; the binary names rustls-webpki but no rustls-native-certs,
+and its SSL_CERT_* strings sit in openssl-probe's list of system paths, for
+the native-tls path; interop lab section 12 says the same). So the
 accounts on those two relays use "acceptInvalidCertificates" (native-tls,
 no chain or name check). The _selfsigned.test account uses "strict": a
 host name starting with "_" makes the core skip the chain check but keep
