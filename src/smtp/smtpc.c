@@ -163,9 +163,11 @@ static void report(struct smtpc_tx *t)
     if (r.status == SMTPC_OK)
         log_debug("smtpc %s: transaction done, %zu recipient(s)%s", t->job.host, t->job.n_rcpts,
                   t->reused ? " (connection reused)" : "");
-    else
-        log_info("smtpc %s: %s: %s%s%d", t->job.host, smtpc_status_name(r.status), r.why,
-                 r.session.code ? " reply " : "", r.session.code);
+    else if (r.session.code)
+        log_info("smtpc %s: %s: %s reply %d", t->job.host, smtpc_status_name(r.status), r.why,
+                 r.session.code);
+    else /* no reply came (connect, TLS, I/O): no code to show */
+        log_info("smtpc %s: %s: %s", t->job.host, smtpc_status_name(r.status), r.why);
     t->cb(t->ud, &r);
 }
 

@@ -31,6 +31,7 @@ peers' configs name these):
 """
 import os
 import smtplib
+import socket
 import ssl
 import subprocess
 import time
@@ -158,8 +159,20 @@ class Internet:
         self._write_hosts()
 
     def dns_stop(self):
-        self.dns.stop()
-        self.dns = None
+        self._dns_down()
+
+    def _dns_down(self):
+        """Stops the DNS server and waits until its UDP port is free: a
+        thread blocked in recvfrom() keeps the socket (and port 53) bound
+        after close(), so the next Internet in this process could not
+        bind; shutdown() wakes it first."""
+        d, self.dns = self.dns, None
+        try:
+            d.udp.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # ENOTCONN for an unconnected UDP socket, the reader is woken all the same
+        d.stop()
+        d.threads[0].join(cmtest.TIMEOUT)
 
     def dns_start(self):
         zone = self.zone
@@ -206,5 +219,4 @@ class Internet:
 
     def close(self):
         if self.dns is not None:
-            self.dns.stop()
-            self.dns = None
+            self._dns_down()
