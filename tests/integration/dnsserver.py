@@ -32,6 +32,7 @@ class DnsServer:
         self.behave = {}
         self.queries = []
         self.lock = threading.Lock()
+        self.stopped = False
         owner = self
 
         class TCPHandler(socketserver.BaseRequestHandler):
@@ -85,6 +86,8 @@ class DnsServer:
             try:
                 data, peer = self.udp.recvfrom(65535)
             except OSError:
+                return
+            if self.stopped:
                 return
             out = self.answer(data, tcp=False)
             if out is not None:
@@ -145,4 +148,14 @@ class DnsServer:
     def stop(self):
         self.tcp.shutdown()
         self.tcp.server_close()
+        # close() alone leaves the port bound while the UDP thread waits in
+        # recvfrom (the kernel keeps the socket until the call returns), so
+        # a new server on the same fixed port (fedlab's :53) could not bind:
+        # shutdown() wakes it up, then it ends and the socket goes.
+        self.stopped = True
+        try:
+            self.udp.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # ENOTCONN: an unconnected UDP socket, woken up all the same
+        self.threads[0].join(5)
         self.udp.close()
