@@ -10,20 +10,25 @@ take relay2.test's address (its DNS names it, no relay runs there):
      503 + "451 4.7.5" on /mxdeliv, never 554; the same bytes are accepted
      once DNS answers again (so the 451 was the DNS, not the message).
   b. A peer on relay2's address whose certificate (from the test CA) names
-     another host: relay1 offers /mxdeliv and SMTP STARTTLS, both
-     handshakes fail, the peer never sees a request, MAIL or DATA (in
-     plain or otherwise); with queue_lifetime = 6s the sender gets a DSN
-     (lifetime ended) in its INBOX and the queue ends empty.
+     another host: relay1 tries /mxdeliv, then SMTP with STARTTLS, and
+     refuses the certificate both times (curl finishes the TLS 1.3
+     handshake, then checks the name and closes; our SMTP client aborts
+     the handshake with bad_certificate); the peer never sees a request
+     byte, MAIL, RCPT or DATA, in plain or otherwise; with queue_lifetime
+     = 6s the first attempt is only deferred, and at the end of the
+     lifetime the sender gets a DSN in its INBOX; the queue ends empty.
   c. A peer that accepts TCP on 443 and 25 and never answers: relay1 gives
      up /mxdeliv after its fixed connect timeout (5 s, the TLS handshake
      included) and moves to port 25, where it waits for the greeting (the
      fixed 300 s of RFC 5321 4.5.3.2: no key shortens it); meanwhile mail
-     for _selfsigned.test is delivered promptly. With CM_FED_SLOW=1 the
-     test also waits for the 300 s SMTP timeout and checks the deferral.
+     for _selfsigned.test is delivered at once, twice (during each
+     stall). With CM_FED_SLOW=1 the test also waits for the SMTP timeout
+     (measured: 300.0 s) and checks the deferral says "timeout".
   d. relay2 SIGKILLed while relay1 delivers a stream of 100 messages, then
-     started again on the same ports: every Message-ID arrives, at most a
-     few twice (those relay2 had stored but not yet acknowledged when it
-     died), relay1's queue ends empty and no DSN was made.
+     started again on the same ports: every Message-ID arrives, at most one
+     twice, and only one relay2 had stored before it died (stored but not
+     yet acknowledged: relay1 retried it); relay1's queue ends empty and
+     no DSN was made.
 """
 import email
 import email.policy
@@ -187,7 +192,8 @@ class FaultPeer:
             rec["cmds"].append(("tls " if tls else "plain ") + line)
             verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
-                caps = ["relay2.test", "PIPELINING", "SIZE 31457280"] + ([] if tls else ["STARTTLS"])
+                caps = ["relay2.test", "PIPELINING", "SIZE 31457280"]
+                caps += [] if tls else ["STARTTLS"]
                 s.sendall("".join(("250 " if i == len(caps) - 1 else "250-") + c + "\r\n"
                                     for i, c in enumerate(caps)).encode())
             elif verb == "STARTTLS" and not tls:
@@ -376,7 +382,8 @@ def test_stalled_peer_does_not_block_queue(net):
         assert s.sendmail(ALICE, [CAROL], msg(CAROL, "Mr.other1")) == {}
         cmtest.poll(lambda: message_ids(r3, CAROL) == ["<Mr.other1@example.org>"],
                     what="the message to _selfsigned.test while relay2 stalls")
-        print(f"_selfsigned.test delivered in {time.monotonic() - t0:.1f} s during the /mxdeliv stall")
+        print(f"_selfsigned.test delivered in {time.monotonic() - t0:.1f} s "
+              "during the /mxdeliv stall")
         # /mxdeliv gives up after its connect timeout (TLS handshake
         # included), then SMTP on 25 of the same host
         smtp = cmtest.poll(lambda: peer.on(25), timeout=40,
@@ -433,7 +440,8 @@ def test_receiver_killed_mid_stream(net):
     cmtest.poll(lambda: len(r2.stored(BOB)) >= 15, timeout=60,
                 what="relay2 storing the first messages of the stream")
     r2.server.kill()
-    at_kill = len(r2.stored(BOB))
+    before = set(message_ids(r2, BOB))  # what relay2 had stored when it died
+    at_kill = len(before)
     t.join(60)
     assert not t.is_alive() and not errors, errors
     assert len(sent) == n
@@ -452,7 +460,10 @@ def test_receiver_killed_mid_stream(net):
     print(f"the rest delivered {time.monotonic() - t0:.1f} s after the restart")
     ids = message_ids(r2, BOB)
     dups = len(ids) - len(set(ids))
-    print(f"{len(ids)} stored, {dups} duplicates")
-    assert dups <= 1, sorted(x for x in set(ids) if ids.count(x) > 1)
+    twice = sorted(x for x in set(ids) if ids.count(x) > 1)
+    print(f"{len(ids)} stored, {dups} duplicates {twice}")
+    # a duplicate can only be the message relay2 had stored but not yet
+    # acknowledged when it died (relay1 then retried it): one at most
+    assert dups <= 1 and set(twice) <= before, (twice, sorted(before))
     assert not dsns(r1, ALICE)
     assert deliveries(r1, "bounced") == 0
