@@ -32,6 +32,7 @@ class DnsServer:
         self.behave = {}
         self.queries = []
         self.lock = threading.Lock()
+        self.stopped = False
         owner = self
 
         class TCPHandler(socketserver.BaseRequestHandler):
@@ -86,7 +87,7 @@ class DnsServer:
                 data, peer = self.udp.recvfrom(65535)
             except OSError:
                 return
-            if peer is None:  # woken by stop()'s shutdown
+            if self.stopped or peer is None:  # woken by stop()'s shutdown
                 return
             out = self.answer(data, tcp=False)
             if out is not None:
@@ -147,13 +148,14 @@ class DnsServer:
     def stop(self):
         self.tcp.shutdown()
         self.tcp.server_close()
-        # close() alone leaves the port bound while the UDP thread sits in
-        # recvfrom (the call holds the socket): shutdown wakes it (ENOTCONN
-        # is expected for UDP), so a server on a fixed port (fedlab's :53)
-        # can be made again at once by the next test
+        # close() alone leaves the port bound while the UDP thread waits in
+        # recvfrom (the kernel keeps the socket until the call returns), so
+        # a new server on the same fixed port (fedlab's :53) could not bind:
+        # shutdown() wakes it up, then it ends and the socket goes.
+        self.stopped = True
         try:
             self.udp.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass
-        self.udp.close()
+            pass  # ENOTCONN: an unconnected UDP socket, woken up all the same
         self.threads[0].join(5)
+        self.udp.close()
