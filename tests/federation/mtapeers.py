@@ -349,8 +349,14 @@ class PostfixPeer(_Peer):
     kind = "postfix"
     recipient_header = "Delivered-To"
 
-    def __init__(self, directory, ca):
+    def __init__(self, directory, ca, dkim=True):
+        """dkim=False: no OpenDKIM milter (the mixed-load test: under 20
+        concurrent relay connections on a loaded machine OpenDKIM 2.11's
+        libunbound died with "fatal flex scanner internal error" while
+        reading its resolver file, and Postfix tempfailed all mail;
+        DKIM at Postfix is scenario 3's business)."""
         super().__init__(directory, ca)
+        self.dkim = dkim
         self.etc = self.dir / "etc"
         self.maillog = self.dir / "maillog"
         self.maildir = self.dir / "mail" / "all" / "Maildir"
@@ -399,9 +405,9 @@ class PostfixPeer(_Peer):
             "smtp_tls_security_level = secure",
             "smtp_tls_loglevel = 1",
             "smtp_tls_session_cache_database =",
-            f"smtpd_milters = unix:{self.milter_sock}",
-            f"non_smtpd_milters = unix:{self.milter_sock}",
-            "milter_default_action = tempfail",
+            *([f"smtpd_milters = unix:{self.milter_sock}",
+               f"non_smtpd_milters = unix:{self.milter_sock}",
+               "milter_default_action = tempfail"] if self.dkim else []),
             "disable_mime_output_conversion = yes",
             "queue_run_delay = 5s",
             "minimal_backoff_time = 5s",
@@ -459,11 +465,12 @@ class PostfixPeer(_Peer):
         os.chown(self.dir / "mail", 65534, 65534)
         shutil.chown(self.dkim_dir, "opendkim")
         key, chain = self._leaf(self.dir / "tls")
-        conf = self._opendkim_conf()
-        self._dkim_logf = open(self.dkim_log, "ab")
-        self.dkim_proc = subprocess.Popen([OPENDKIM, "-f", "-x", str(conf)],
-                                          stdin=subprocess.DEVNULL, stdout=self._dkim_logf,
-                                          stderr=self._dkim_logf)
+        if self.dkim:
+            conf = self._opendkim_conf()
+            self._dkim_logf = open(self.dkim_log, "ab")
+            self.dkim_proc = subprocess.Popen([OPENDKIM, "-f", "-x", str(conf)],
+                                              stdin=subprocess.DEVNULL, stdout=self._dkim_logf,
+                                              stderr=self._dkim_logf)
         (self.etc / "main.cf").write_text(self.main_cf(key, chain))
         (self.etc / "master.cf").write_text(POSTFIX_MASTER_CF.format(ip=self.ip))
         # Postfix waits until a config file is over a second old (re-reads
@@ -499,7 +506,8 @@ class PostfixPeer(_Peer):
                 return False
             finally:
                 s.close()
-        cmtest.poll(milter_up, timeout=30, interval=0.05, what="opendkim's milter socket")
+        if self.dkim:
+            cmtest.poll(milter_up, timeout=30, interval=0.05, what="opendkim's milter socket")
 
     def log_text(self):
         return self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
@@ -598,6 +606,10 @@ hostlist relay_from_hosts = {INJECT_IP}
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_dkim = acl_check_dkim
 acl_smtp_data = acl_check_data
+# deliver every message at once, however many a connection carries (the
+# default, 10, queues the rest for the next queue run: seconds of delay
+# for a relay that reuses its connections)
+smtp_accept_queue_per_connection = 0
 tls_advertise_hosts = *
 tls_certificate = {chain}
 tls_privatekey = {key}

@@ -6,8 +6,11 @@ kept open, as Delta Chat keeps its SMTP connection, sending PGP/MIME
 encrypted chat messages with Chat-Version and Autocrypt-shaped headers, one
 to three recipients per message as in 1:1 and small group chats, a pause of
 0.2-0.8 s between messages) write for CM_FED_LOAD_SECONDS (default 60) to
-200 recipients spread over the destinations: relay2.test (our relay, over
-/mxdeliv), and the MTA peers when present (Postfix, Exim: over SMTP).
+200 recipients spread over the destinations: 100 on relay2.test (our relay,
+over /mxdeliv), 50 on postfix.test and 50 on exim.test (the MTA peers of
+mtapeers.py: no /mxdeliv there, so relay1 falls back to SMTP with verified
+STARTTLS and then goes to SMTP first). The Postfix peer runs without its
+OpenDKIM milter here (see mtapeers.PostfixPeer): scenario 3 checks DKIM.
 
 Every message carries a unique Message-ID; a watcher scans the
 destinations' Maildirs and records when each copy first appears. The test
@@ -18,6 +21,7 @@ destination's Maildir).
 """
 import os
 import random
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -187,10 +191,43 @@ def relay_destination(relay, n):
     return Destination(relay.domain, addrs, lambda: [(root / a, a) for a in addrs])
 
 
-def test_mixed_load(net):
+def peer_destination(peer, n):
+    """A catch-all Maildir: copies are told apart by the envelope recipient
+    the peer writes (Postfix Delivered-To/X-Original-To, Exim Envelope-To)."""
+    addrs = [f"user{i:05d}@{peer.domain}" for i in range(n)]
+    return Destination(peer.domain, addrs, lambda: [(peer.maildir, None)])
+
+
+@pytest.fixture
+def peers(test_ca):
+    """The Postfix and Exim peers (mtapeers.py), started for this test."""
+    import mtapeers
+    started = []
+    try:
+        for cls, missing, args in ((mtapeers.PostfixPeer, mtapeers.missing_postfix, {"dkim": False}),
+                                   (mtapeers.EximPeer, mtapeers.missing_exim, {})):
+            why = missing()
+            if why:
+                cmtest.require(False, why)
+            p = cls(mtapeers.workdir(f"cm-fedload-{cls.kind}-"), test_ca, **args)
+            started.append(p)
+            p.start()
+        yield started
+    finally:
+        for p in started:
+            p.stop()
+            shutil.rmtree(p.dir, ignore_errors=True)
+
+
+def test_mixed_load(net, peers):
     r1 = net.add_relay("relay1.test")
     r2 = net.add_relay("relay2.test")
-    dests = [relay_destination(r2, RECIPIENTS)]
+    for p in peers:
+        p.publish(net)
+    n_peer = RECIPIENTS // 4
+    dests = [relay_destination(r2, RECIPIENTS - 2 * n_peer)] + \
+        [peer_destination(p, n_peer) for p in peers]
     run_load(r1, dests)
     m = r1.metrics()
     assert m.get('outbound_deliveries{path="mxdeliv",outcome="failed"}', 0) == 0, m
+    assert m.get('outbound_deliveries{path="smtp",outcome="failed"}', 0) == 0, m
