@@ -2,8 +2,10 @@
 # README command 2 (and .ci/run): install dependencies, build, and run every
 # test: unit tests (ctest), integration tests and interop tests with real
 # clients (pytest: Delta Chat, mbsync, offlineimap, swaks, Chromium) and the
-# hostile-client tests on a normal build,
-# the unit, integration and interop tests again on an ASan+UBSan build, the
+# hostile-client tests and the federation matrix (tests/federation: two
+# relays, Postfix and Exim peers, Delta Chat across relays, network faults,
+# a mixed load) on a normal build, the unit, integration and interop tests
+# and the federation scenarios 1 and 4 again on an ASan+UBSan build, the
 # worker-path tests on a
 # ThreadSanitizer build, then a short run of every fuzz harness.
 #   CM_FUZZ_SECONDS   seconds per fuzz harness (default 10)
@@ -16,8 +18,9 @@ bash scripts/deps.sh
 fail=0
 step() { echo; echo "=== $* === ($(date +%T))"; }
 
-run_suite() {   # $1 = build dir
+run_suite() {   # $1 = build dir, $2... = federation matrix tests to run with it
   local dir=$1
+  shift
   step "unit tests ($dir)"
   (cd "$dir" && ctest --output-on-failure -j "$(nproc)") || fail=1
   step "integration tests ($dir)"
@@ -30,6 +33,13 @@ run_suite() {   # $1 = build dir
     -n "$(nproc)" --basetemp="$(mktemp -d)" tests/integration || fail=1
   step "interop tests: Delta Chat, mbsync, offlineimap ($dir)"
   CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/interop || fail=1
+  # a small internet on this machine (issue 14): relays, Postfix, Exim, a
+  # DNS server and Delta Chat clients; each xdist worker has its own
+  # addresses (tests/federation/fedlab.py), and a table of scenario times
+  # closes the output
+  step "federation matrix ($dir)"
+  CM_SERVER_BIN="$PWD/$dir/chatmaild-server" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    -n "$(nproc)" --basetemp="$(mktemp -d)" "$@" || fail=1
 }
 
 step "build (release)"
@@ -43,7 +53,7 @@ else
   fail=1
 fi
 rm -rf "$stage"
-run_suite build
+run_suite build tests/federation
 # hostile clients (connection floods, slow and stalled clients, password
 # guessing, memory per connection, IMAP resource attacks): release build
 # only, as their memory and timing figures are about the real binary
@@ -58,7 +68,10 @@ if [ -z "${CM_SKIP_ASAN:-}" ]; then
   # the push scale test's figures are about the release build; here it
   # checks the same paths for memory errors with 2,000 accounts (CI time)
   export CM_PUSH_SCALE_N=${CM_PUSH_SCALE_N:-2000}
-  run_suite build-asan
+  # the federation matrix under ASan: Delta Chat across relays and the
+  # network faults (issue 14), the paths most likely to hide memory errors
+  run_suite build-asan tests/federation/test_smoke.py tests/federation/test_deltachat_fed.py \
+    tests/federation/test_faults.py
   unset ASAN_OPTIONS UBSAN_OPTIONS CM_PUSH_SCALE_N
 fi
 

@@ -77,9 +77,17 @@ def devices(request, net, dc_client, tmp_path):
         dev.close()
 
 
+_FIGURES = []
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _TIMES.append((report.nodeid.split("::", 1)[-1], report.outcome, report.duration))
+    if report.when == "call":
+        # a test's measured figures (request.node.user_properties, name
+        # "figures"): printed at the end, also from pytest-xdist workers,
+        # whose output is not shown
+        _FIGURES.extend(v for k, v in report.user_properties if k == "figures")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -92,6 +100,11 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"{name:<{width}}  {outcome:<7}  {secs:7.2f} s")
     tr.write_line(f"{'total':<{width}}  {'':<7}  {sum(s for _, _, s in _TIMES):7.2f} s  "
                   f"(wall {time.monotonic() - _START:.1f} s)")
+    if _FIGURES:
+        tr.section("federation figures")
+        for text in _FIGURES:
+            for line in text.splitlines():
+                tr.write_line(line)
 
 
 _START = time.monotonic()

@@ -165,9 +165,9 @@ def run_load(r1, dests):
     dupes = {k: c for k, c in seen["count"].items() if c > 1}
     assert not missing, sorted(missing)[:10]
     assert not dupes, sorted(dupes.items())[:10]
-    print(f"\nmixed load: {SENDERS} senders, {len(all_rcpts)} recipients, {SECONDS:.0f} s of "
-          f"sending, {len(sent)} copies delivered, all in {took:.1f} s")
-    print(f"{'destination':<14} {'copies':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    out = [f"mixed load: {SENDERS} senders, {len(all_rcpts)} recipients, {SECONDS:.0f} s of "
+           f"sending, {len(sent)} copies delivered, all in {took:.1f} s",
+           f"{'destination':<14} {'copies':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
     by = {}
     for (mid, r), t in sent.items():
         dname = next(d.name for d in dests if r in d.addresses)
@@ -175,9 +175,10 @@ def run_load(r1, dests):
     for d in dests:
         lat = by.get(d.name, [])
         assert lat, f"nothing was sent to {d.name}"
-        print(f"{d.name:<14} {len(lat):>7} {percentile(lat, 50):>8.0f} {percentile(lat, 99):>8.0f} "
-              f"{max(lat):>8.0f}")
-    return sent
+        out.append(f"{d.name:<14} {len(lat):>7} {percentile(lat, 50):>8.0f} "
+                   f"{percentile(lat, 99):>8.0f} {max(lat):>8.0f}")
+    print("\n" + "\n".join(out))
+    return sent, "\n".join(out)
 
 
 def relay_destination(relay, n):
@@ -219,7 +220,7 @@ def peers(test_ca):
             shutil.rmtree(p.dir, ignore_errors=True)
 
 
-def test_mixed_load(net, peers):
+def test_mixed_load(request, net, peers):
     r1 = net.add_relay("relay1.test")
     r2 = net.add_relay("relay2.test")
     for p in peers:
@@ -227,7 +228,8 @@ def test_mixed_load(net, peers):
     n_peer = RECIPIENTS // 4
     dests = [relay_destination(r2, RECIPIENTS - 2 * n_peer)] + \
         [peer_destination(p, n_peer) for p in peers]
-    run_load(r1, dests)
+    _, figures = run_load(r1, dests)
+    request.node.user_properties.append(("figures", figures))
     m = r1.metrics()
     assert m.get('outbound_deliveries{path="mxdeliv",outcome="failed"}', 0) == 0, m
     assert m.get('outbound_deliveries{path="smtp",outcome="failed"}', 0) == 0, m
