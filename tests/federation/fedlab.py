@@ -193,6 +193,10 @@ class Internet:
         os.chmod(kpath, 0o600)
         self.publish(f"opendkim._domainkey.{domain}", "TXT", [keys.rsa_rec])
         self.add_host(domain, ip)
+        if not domain.startswith("_"):
+            # MTA-STS (RFC 8461): the relay serves the policy on mta-sts.<d>
+            self.publish(f"_mta-sts.{domain}", "TXT", ["v=STSv1; id=20261206"])
+            self.publish(f"mta-sts.{domain}", "A", [ip])
         cfg = {"listen": ip, **{f"{k}_port": v for k, v in STD_PORTS.items()},
                "dns_servers": f"{DNS_IP}:53", "dkim_key_path": str(kpath),
                "tls_ca_file": str(self.ca.crt),
