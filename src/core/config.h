@@ -86,6 +86,8 @@ struct config {
     long queue_lifetime;            /* seconds a queued message is tried (2d) */
     int mxdeliv_port;               /* port of peers' POST /mxdeliv (443; tests point it elsewhere) */
     int outbound_smtp_port;         /* port of peers' SMTP for the fallback (25; tests point it elsewhere) */
+    long outbound_smtp_timeout;     /* seconds our SMTP client waits for a peer's reply or for
+                                       progress of a write, the greeting included (300) */
     char *metrics_allow;            /* "": /metrics for loopback only; else IPs/CIDRs too */
     long max_http_connections;      /* 4096 HTTP(S) connections; per client IP: 1/5 */
     /* absolute deadlines in seconds (issue 16): bytes do not extend them */

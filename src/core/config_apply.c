@@ -75,6 +75,7 @@ const struct cfg_key cfg_keys[] = {
     {"queue_lifetime", CK_DURATION, "2d", F(queue_lifetime)},
     {"mxdeliv_port", CK_PORT, "443", F(mxdeliv_port)},
     {"outbound_smtp_port", CK_PORT, "25", F(outbound_smtp_port)},
+    {"outbound_smtp_timeout", CK_DURATION, "300s", F(outbound_smtp_timeout)},
     {"acme_directory_url", CK_STR, "https://acme-v02.api.letsencrypt.org/directory",
      F(acme_directory_url)},
     {"acme_challenge", CK_STR, "http-01 tls-alpn-01", F(acme_challenge)},

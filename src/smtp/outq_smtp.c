@@ -17,6 +17,7 @@
 #include "smtp/outq.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,6 +164,17 @@ static enum smtpc_tls tls_mode(const struct smtp_req *q)
     return SMTPC_TLS_VERIFY;
 }
 
+/* outbound_smtp_timeout (seconds) for smtpc: at least 1 s (0 would mean
+ * smtpc's default), at most what the field holds. */
+static unsigned io_timeout_ms(long secs)
+{
+    if (secs < 1)
+        secs = 1;
+    if (secs > (long)(UINT_MAX / 1000))
+        secs = (long)(UINT_MAX / 1000);
+    return (unsigned)secs * 1000u;
+}
+
 static void try_addr(struct smtp_req *q)
 {
     struct outq_attempt *a = q->a;
@@ -176,6 +188,7 @@ static void try_addr(struct smtp_req *q)
         .n_rcpts = a->n_rcpts,
         .msg = a->msg,
         .len = a->len,
+        .io_timeout_ms = io_timeout_ms(q->c->cfg->outbound_smtp_timeout),
     };
     int port = q->c->port;
     if (job.addr.ss_family == AF_INET)

@@ -575,6 +575,11 @@ TEST(queue_keys)
     expect_error("queue_lifetime = d", "queue_lifetime", "d", NULL);
     expect_error("queue_lifetime = -5m", "queue_lifetime", "-5m", "must not be negative");
     expect_error("mxdeliv_port = 70000", "mxdeliv_port", "70000", NULL);
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\n"), 0);
+    CHECK_INT_EQ(cfg.outbound_smtp_timeout, 300);
+    CHECK_INT_EQ(parse("[params]\nmail_domain = chat.example.org\noutbound_smtp_timeout = 2m\n"), 0);
+    CHECK_INT_EQ(cfg.outbound_smtp_timeout, 120);
+    expect_error("outbound_smtp_timeout = soon", "outbound_smtp_timeout", "soon", NULL);
 }
 
 TEST(acme_keys)
