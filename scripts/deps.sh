@@ -31,7 +31,10 @@ TEST_PKGS=(
   pebble                                          # ACME test CA for test_acme.py (http-01, tls-alpn-01, renewal)
   knot                                            # authoritative DNS for tests/interop/test_dns_knot.py (`dns --check`)
   gpg gpgconf gpg-agent                           # an OpenPGP key for an outside contact (test_deltachat_dsn.py); key generation needs the agent (a Recommends of gpg)
-  libidn12                                        # the one shared library the unpacked Exim (below) needs beyond the others here
+  # the shared libraries of the unpacked Exim (below): the Depends of
+  # exim4-daemon-light 4.96 that are libraries (a new machine lacked
+  # libgnutls-dane0 and libidn12)
+  libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0
 )
 # Exim peer of the federation matrix (tests/federation/mtapeers.py): Debian's
 # exim4-daemon-light conflicts with postfix (both are mail-transport-agent),
@@ -46,6 +49,9 @@ exim_missing() {
   [ -x "$EXIM_DIR/root/usr/sbin/exim4" ] && getent passwd Debian-exim >/dev/null &&
     [ -f /etc/exim4/trusted_configs ] && return 1
   return 0
+}
+exim_libs_missing() {   # prints the shared libraries the unpacked Exim cannot find
+  ldd "$EXIM_DIR/root/usr/sbin/exim4" 2>/dev/null | awk '/not found/ {print $1}'
 }
 install_exim() {
   local tmp
@@ -103,4 +109,8 @@ apt-get update -qq
 if [ $exim -eq 1 ]; then
   echo "deps.sh: unpacking ${EXIM_DEBS[*]} into $EXIM_DIR" >&2
   install_exim
+fi
+if [ -z "${1:-}" ] && [ -n "$(exim_libs_missing)" ]; then
+  echo "deps.sh: the unpacked Exim lacks $(exim_libs_missing | tr '\n' ' ')(add their packages to TEST_PKGS)" >&2
+  exit 1
 fi
