@@ -15,7 +15,6 @@ namespaces). At the end pytest prints a "federation scenario times" table.
 import importlib.util
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +38,8 @@ pytest_runtest_makereport = _integration.pytest_runtest_makereport
 
 import dcrpc  # noqa: E402
 import fedlab  # noqa: E402
+import scenario_times  # noqa: E402
 
-_TIMES = []
 
 
 @pytest.fixture
@@ -62,49 +61,18 @@ def dc_client():
 
 @pytest.fixture
 def devices(request, net, dc_client, tmp_path):
-    made = []
-
-    def make():
-        dev = dcrpc.Device(tmp_path / f"dev{len(made)}", net.hosts_file)
-        made.append(dev)
-        return dev.start()
-
-    yield make
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for dev in made:
-        if failed:
-            print(f"--- {dev.dir}/rpc-server.log (tail) ---\n{dev.log_tail(60)}")
-        dev.close()
+    yield from dcrpc.devices(request, net.hosts_file, tmp_path)
 
 
-_FIGURES = []
+# a test's measured figures (request.node.user_properties, name "figures")
+# are printed at the end too, also from pytest-xdist workers, whose output
+# is not shown
+_TIMES = scenario_times.ScenarioTimes("federation scenario times", "federation figures")
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _TIMES.append((report.nodeid.split("::", 1)[-1], report.outcome, report.duration))
-    if report.when == "call":
-        # a test's measured figures (request.node.user_properties, name
-        # "figures"): printed at the end, also from pytest-xdist workers,
-        # whose output is not shown
-        _FIGURES.extend(v for k, v in report.user_properties if k == "figures")
+    _TIMES.record(report)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _TIMES:
-        return
-    tr = terminalreporter
-    tr.section("federation scenario times")
-    width = max(len(n) for n, _, _ in _TIMES)
-    for name, outcome, secs in _TIMES:
-        tr.write_line(f"{name:<{width}}  {outcome:<7}  {secs:7.2f} s")
-    tr.write_line(f"{'total':<{width}}  {'':<7}  {sum(s for _, _, s in _TIMES):7.2f} s  "
-                  f"(wall {time.monotonic() - _START:.1f} s)")
-    if _FIGURES:
-        tr.section("federation figures")
-        for text in _FIGURES:
-            for line in text.splitlines():
-                tr.write_line(line)
-
-
-_START = time.monotonic()
+    _TIMES.summary(terminalreporter)

@@ -53,6 +53,7 @@ from pathlib import Path
 import cmtest
 import fedlab
 import mx_helpers
+import postfixpeer
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTSUPER = shutil.which("postsuper") or "/usr/sbin/postsuper"
@@ -317,31 +318,11 @@ class _Peer:
 
 # ------------------------------------------------------------------ Postfix
 
-POSTFIX_MASTER_CF = """\
-{ip}:25   inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-virtual   unix  -       n       n       -       -       virtual
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+# the services of the interop Postfix peer (tests/interop/postfixpeer.py),
+# listening on the peer's own address and with the virtual delivery agent
+POSTFIX_MASTER_CF = ("{ip}:25   inet  n       -       n       -       -       smtpd\n" +
+                     postfixpeer.MASTER_CF.split("\n", 1)[1].replace("{", "{{").replace("}", "}}") +
+                     "virtual   unix  -       n       n       -       -       virtual\n")
 
 
 class PostfixPeer(_Peer):

@@ -19,7 +19,6 @@ duration (the "scenario times" table).
 import importlib.util
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -40,10 +39,11 @@ server = _integration.server
 pytest_runtest_makereport = _integration.pytest_runtest_makereport
 
 import dcrpc  # noqa: E402
+import scenario_times  # noqa: E402
 import targets  # noqa: E402
 
 TARGETS = [t.strip() for t in os.environ.get("CM_INTEROP_TARGETS", "ours").split(",") if t.strip()]
-_TIMES = []
+_TIMES = scenario_times.ScenarioTimes("interop scenario times")
 
 
 @pytest.fixture(scope="session")
@@ -79,36 +79,12 @@ def dc_client():
 
 @pytest.fixture
 def devices(request, target, dc_client, tmp_path):
-    made = []
-
-    def make():
-        dev = dcrpc.Device(tmp_path / f"dev{len(made)}", target.hosts_file)
-        made.append(dev)
-        return dev.start()
-
-    yield make
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for dev in made:
-        if failed:
-            print(f"--- {dev.dir}/rpc-server.log (tail) ---\n{dev.log_tail(60)}")
-        dev.close()
+    yield from dcrpc.devices(request, target.hosts_file, tmp_path)
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _TIMES.append((report.nodeid.split("::", 1)[-1], report.outcome, report.duration))
+    _TIMES.record(report)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _TIMES:
-        return
-    tr = terminalreporter
-    tr.section("interop scenario times")
-    width = max(len(n) for n, _, _ in _TIMES)
-    for name, outcome, secs in _TIMES:
-        tr.write_line(f"{name:<{width}}  {outcome:<7}  {secs:7.2f} s")
-    tr.write_line(f"{'total':<{width}}  {'':<7}  {sum(s for _, _, s in _TIMES):7.2f} s  "
-                  f"(wall {time.monotonic() - _START:.1f} s)")
-
-
-_START = time.monotonic()
+    _TIMES.summary(terminalreporter)

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 CACHE = os.environ.get("CM_DC_CACHE", "/var/cache/chatmaild-tests/dc")
 PKGS = ["@deltachat/stdio-rpc-server@2.57.0", "@deltachat/jsonrpc-client@2.57.0"]
@@ -250,3 +251,22 @@ class Device:
     def chat_texts(self, acc, chat_id):
         ids = self.call("get_message_ids", acc, chat_id, False, False)
         return [self.call("get_message", acc, i) for i in ids]
+
+
+def devices(request, hosts_file, workdir):
+    """The body of a `devices` fixture: yields make() -> a started Device
+    whose /etc/hosts is `hosts_file`; at teardown closes them all, showing
+    each one's log tail when the test failed."""
+    made = []
+
+    def make():
+        dev = Device(Path(workdir) / f"dev{len(made)}", hosts_file)
+        made.append(dev)
+        return dev.start()
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for dev in made:
+        if failed:
+            print(f"--- {dev.dir}/rpc-server.log (tail) ---\n{dev.log_tail(60)}")
+        dev.close()
